@@ -1,0 +1,44 @@
+"""The project's exceptions and the exit codes they map to."""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_BAD_INPUT = 2
+
+
+class FinbatchError(Exception):
+    """A failure the user can act on; the message says what was found and the fix."""
+
+    exit_code = EXIT_FAILURE
+
+
+class InputError(FinbatchError):
+    """Bad arguments or bad input data (exit code 2).
+
+    The message names the dataset, the file and the column where they are known. Raised inside
+    Dask tasks too: it must stay picklable, so it keeps a single string argument.
+    """
+
+    exit_code = EXIT_BAD_INPUT
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        dataset: str | None = None,
+        file: str | None = None,
+        column: str | None = None,
+    ) -> None:
+        where = ", ".join(
+            f"{label} {value!r}"
+            for label, value in (("dataset", dataset), ("file", file), ("column", column))
+            if value
+        )
+        super().__init__(f"{where}: {message}" if where else message)
+
+
+class OutputError(FinbatchError):
+    """The output folder cannot be written as asked (exit code 2: the arguments must change)."""
+
+    exit_code = EXIT_BAD_INPUT

@@ -1,0 +1,102 @@
+"""What every job shares: its settings, its result, and the run that commits it."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import Any, Protocol
+
+from distributed import Client
+
+from analytics.datasets import DataFile
+from analytics.output import RunOutput, WrittenPart, summarize_parts
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """The options common to every job, resolved once."""
+
+    job: str
+    input_url: str
+    output_url: str
+    run_id: str
+    start: dt.date | None = None
+    end: dt.date | None = None
+    symbols: tuple[str, ...] | None = None
+    overwrite: bool = False
+
+
+@dataclass
+class JobResult:
+    parts: list[WrittenPart]
+    inputs: dict[str, list[DataFile]]
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+class Job(Protocol):
+    name: str
+    help: str
+    tables: tuple[str, ...]
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None: ...
+
+    def run(self, client: Client, settings: RunSettings, args: argparse.Namespace) -> JobResult: ...
+
+
+def code_version() -> str:
+    try:
+        return metadata.version("finbatch")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def execute(
+    job: Job,
+    client: Client,
+    settings: RunSettings,
+    args: argparse.Namespace,
+    parameters: dict[str, Any],
+    cluster_info: Callable[[], dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Run ``job`` and commit its outputs: clear our tables, write them, manifest last."""
+    out = RunOutput(settings.output_url)
+    out.prepare(settings.run_id, job.tables, overwrite=settings.overwrite)
+    started = _now()
+    t0 = time.perf_counter()
+    try:
+        result = job.run(client, settings, args)
+    except BaseException:
+        out.discard(job.tables)  # no partial output: the tables of a failed run go
+        raise
+    manifest: dict[str, Any] = {
+        "job": job.name,
+        "run_id": settings.run_id,
+        "parameters": parameters,
+        "code_version": code_version(),
+        "started_at": started,
+        "finished_at": _now(),
+        "duration_s": round(time.perf_counter() - t0, 3),
+        "inputs": {
+            name: {
+                "files": [{"url": f.url, "bytes": f.size} for f in files],
+                "bytes": sum(f.size for f in files),
+            }
+            for name, files in result.inputs.items()
+        },
+        "outputs": summarize_parts(result.parts),
+        "summary": result.summary,
+        "cluster": cluster_info() if cluster_info else {},
+    }
+    manifest["manifest_url"] = out.commit(manifest)
+    return manifest

@@ -1,0 +1,62 @@
+"""Progress of a running graph: a bar on a terminal, a log line every few seconds otherwise.
+
+CloudWatch reads stdout, so off a terminal the progress is a plain line at least every
+``LINE_INTERVAL_S`` seconds (well within the 30 s the operators expect).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from distributed import Future
+from distributed.diagnostics.progressbar import TextProgressBar
+from dask.utils import format_time
+
+LINE_INTERVAL_S = 10.0
+
+
+class _DropCancelledFeed(logging.Filter):
+    """The scheduler logs the progress feed's cancellation at shutdown as an error; it is not."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not isinstance(exc, asyncio.CancelledError)
+
+
+logging.getLogger("distributed.scheduler").addFilter(_DropCancelledFeed())
+
+
+class _Progress(TextProgressBar):  # type: ignore[misc]
+    def __init__(self, futures: Sequence[Future], label: str, tty: bool) -> None:
+        self._label = label
+        self._tty = tty
+        self._last_line = -LINE_INTERVAL_S
+        super().__init__(futures, interval="200ms" if tty else "1s", width=30)
+
+    def _draw_bar(self, remaining: int, all: int, **kwargs: Any) -> None:
+        done = all - remaining
+        pct = int(100 * done / all) if all else 100
+        elapsed = format_time(self.elapsed)
+        if self._tty:
+            bar = "#" * int(30 * done / all) if all else "#" * 30
+            sys.stdout.write(f"\r{self._label} [{bar:<30}] {pct:3d}% {done}/{all} tasks {elapsed}")
+            sys.stdout.flush()
+        elif time.monotonic() - self._last_line >= LINE_INTERVAL_S or remaining == 0:
+            self._last_line = time.monotonic()
+            print(f"{self._label}: {done}/{all} tasks ({pct}%), {elapsed} elapsed", flush=True)
+
+    def _draw_stop(self, **kwargs: Any) -> None:
+        if self._tty:
+            sys.stdout.write("\n")
+            sys.stdout.flush()
+
+
+def wait_with_progress(futures: Sequence[Future], label: str) -> None:
+    """Block until ``futures`` (and all they depend on) finish or one fails, showing progress."""
+    if futures:
+        _Progress(futures, label, sys.stdout.isatty())

@@ -1,0 +1,73 @@
+"""The cluster a job runs on: a LocalCluster of this machine, or an existing scheduler."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from distributed import Client, LocalCluster
+
+log = logging.getLogger(__name__)
+
+
+def machine_cpus() -> int:
+    """CPUs this process may use (respects affinity and container limits where visible)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not on Linux
+        return os.cpu_count() or 1
+
+
+@dataclass(frozen=True)
+class ClusterSpec:
+    """How to get a cluster: ``scheduler`` wins; otherwise a LocalCluster of this size."""
+
+    workers: int | None = None
+    threads_per_worker: int | None = None
+    scheduler: str | None = None
+    dashboard_address: str = "127.0.0.1:8787"
+
+    def local_size(self) -> tuple[int, int]:
+        """Workers and threads per worker; by default the whole machine, one thread each."""
+        cpus = machine_cpus()
+        threads = self.threads_per_worker or 1
+        workers = self.workers or max(1, cpus // threads)
+        return workers, threads
+
+
+@contextmanager
+def connect(spec: ClusterSpec) -> Iterator[Client]:
+    """A client on the cluster ``spec`` names; a LocalCluster is closed on exit."""
+    if spec.scheduler:
+        with Client(spec.scheduler, timeout="60s") as client:
+            yield client
+        return
+    workers, threads = spec.local_size()
+    with (
+        LocalCluster(
+            n_workers=workers,
+            threads_per_worker=threads,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=spec.dashboard_address,
+            silence_logs=logging.ERROR,
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        yield client
+
+
+def describe(client: Client) -> dict[str, Any]:
+    """The cluster's size, for the manifest and the log."""
+    info = client.scheduler_info(n_workers=-1)
+    workers = info.get("workers", {})
+    return {
+        "scheduler": info.get("address"),
+        "workers": len(workers),
+        "threads": sum(w.get("nthreads", 0) for w in workers.values()),
+        "hosts": sorted({w.get("host") for w in workers.values() if w.get("host")}),
+    }

@@ -1,0 +1,224 @@
+"""finbatch's command line and the container ENTRYPOINT: parse, settings, cluster, job, exit code.
+
+Exit codes: 0 success, 2 bad arguments or bad input, 1 any other failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+import os
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from analytics.arguments import iso_date, nonnegative_int, positive_int, symbol_list
+from analytics.errors import EXIT_FAILURE, EXIT_OK, FinbatchError, InputError
+from analytics.jobs import Job, RunSettings, execute
+
+log = logging.getLogger("finbatch")
+
+
+def _jobs() -> dict[str, Job]:
+    from analytics.market_performance import MarketPerformance
+    from analytics.risk import Risk
+
+    jobs: list[Job] = [MarketPerformance(), Risk()]
+    return {job.name: job for job in jobs}
+
+
+def default_run_id(env: dict[str, str] | os._Environ[str] = os.environ) -> str:
+    """``AWS_BATCH_JOB_ID`` without its ``#node`` suffix, else a UTC timestamp."""
+    job_id = env.get("AWS_BATCH_JOB_ID", "").split("#", 1)[0]
+    return job_id or dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+# --------------------------------------------------------------------------------------------
+# Parser
+
+
+def _common_options() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    data = common.add_argument_group("data")
+    data.add_argument(
+        "--input", required=True, metavar="URL", help="dataset root (folder or s3://)"
+    )
+    data.add_argument("--output", required=True, metavar="URL", help="this run's output folder")
+    data.add_argument("--start", type=iso_date, metavar="YYYY-MM-DD", help="first date (inclusive)")
+    data.add_argument("--end", type=iso_date, metavar="YYYY-MM-DD", help="last date (inclusive)")
+    data.add_argument("--symbols", type=symbol_list, metavar="A,B,...", help="only these symbols")
+    run = common.add_argument_group("run")
+    run.add_argument(
+        "--run-id", help="run identifier (default: AWS_BATCH_JOB_ID, else a UTC timestamp)"
+    )
+    run.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace another run's committed results in --output (a retry of the same run id "
+        "always replaces its own)",
+    )
+    run.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    cluster = common.add_argument_group("cluster")
+    cluster.add_argument(
+        "--workers",
+        type=positive_int,
+        metavar="N",
+        help="LocalCluster workers (default: one per CPU)",
+    )
+    cluster.add_argument(
+        "--threads-per-worker",
+        type=positive_int,
+        metavar="N",
+        help="threads per worker (default 1)",
+    )
+    cluster.add_argument(
+        "--scheduler", metavar="ADDRESS", help="use this running Dask scheduler (tcp:// or tls://)"
+    )
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="finbatch",
+        description="Batch market analytics as Dask jobs over partitioned Parquet "
+        "(a local folder or S3), on a LocalCluster, an existing cluster or AWS Batch.",
+        epilog="Exit codes: 0 success, 2 bad arguments or bad input, 1 any other failure.",
+    )
+    sub = parser.add_subparsers(dest="job", metavar="JOB", required=True)
+
+    gen = sub.add_parser(
+        "generate-data",
+        help="write a synthetic market (prices, positions, bars, orders, fills)",
+        description="Write a synthetic but realistic market in finbatch's input layout.",
+    )
+    gen.add_argument("--output", required=True, metavar="URL", help="dataset root to write")
+    gen.add_argument("--start", required=True, type=iso_date, metavar="YYYY-MM-DD")
+    gen.add_argument("--end", required=True, type=iso_date, metavar="YYYY-MM-DD")
+    gen.add_argument(
+        "--symbols",
+        required=True,
+        type=positive_int,
+        metavar="N",
+        help="number of symbols (plus SPX)",
+    )
+    gen.add_argument(
+        "--intraday-symbols",
+        type=nonnegative_int,
+        default=3,
+        metavar="K",
+        help="symbols with 1-minute bars, orders and fills (default 3)",
+    )
+    gen.add_argument(
+        "--intraday-days",
+        type=nonnegative_int,
+        default=20,
+        metavar="D",
+        help="intraday data for the last D sessions of the range (default 20; 0: all)",
+    )
+    gen.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    gen.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+
+    common = _common_options()
+    for job in _jobs().values():
+        p = sub.add_parser(job.name, parents=[common], help=job.help, description=job.help)
+        job.add_arguments(p.add_argument_group(f"{job.name} options"))  # type: ignore[arg-type]
+    return parser
+
+
+# --------------------------------------------------------------------------------------------
+# Running
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from analytics.generate import generate_market
+
+    t0 = time.perf_counter()
+    summary = generate_market(
+        args.output,
+        args.start,
+        args.end,
+        args.symbols,
+        intraday_symbols=args.intraday_symbols,
+        intraday_days=args.intraday_days,
+        seed=args.seed,
+        log=log.info,
+    )
+    rows = ", ".join(f"{name} {count:,}" for name, count in summary.rows.items())
+    print(f"generated {args.output} in {time.perf_counter() - t0:.1f} s: {rows}", flush=True)
+    return EXIT_OK
+
+
+def _settings(args: argparse.Namespace) -> RunSettings:
+    if args.start and args.end and args.start > args.end:
+        raise InputError(f"--start {args.start} is after --end {args.end}")
+    return RunSettings(
+        job=args.job,
+        input_url=args.input,
+        output_url=args.output,
+        run_id=args.run_id or default_run_id(),
+        start=args.start,
+        end=args.end,
+        symbols=args.symbols,
+        overwrite=args.overwrite,
+    )
+
+
+def _parameters(args: argparse.Namespace) -> dict[str, Any]:
+    skip = {"log_level"}
+    return {k: v for k, v in sorted(vars(args).items()) if k not in skip}
+
+
+def _run_job(job: Job, args: argparse.Namespace) -> int:
+    from cluster.local import ClusterSpec, connect, describe
+
+    settings = _settings(args)
+    spec = ClusterSpec(args.workers, args.threads_per_worker, args.scheduler)
+    t0 = time.perf_counter()
+    with connect(spec) as client:
+        info = describe(client)
+        print(
+            f"{job.name}: run {settings.run_id} on {info['workers']} workers / "
+            f"{info['threads']} threads; dashboard {client.dashboard_link}",
+            flush=True,
+        )
+        manifest = execute(
+            job, client, settings, args, _parameters(args), cluster_info=lambda: describe(client)
+        )
+    rows = ", ".join(f"{t} {v['rows']:,} rows" for t, v in manifest["outputs"].items())
+    print(
+        f"{job.name}: committed {manifest['manifest_url']} ({rows}) "
+        f"in {time.perf_counter() - t0:.1f} s",
+        flush=True,
+    )
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)  # exits 2 with a usage message on bad arguments
+    logging.basicConfig(
+        level=args.log_level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        if args.job == "generate-data":
+            return _generate(args)
+        return _run_job(_jobs()[args.job], args)
+    except FinbatchError as err:
+        print(f"finbatch: error: {err}", file=sys.stderr, flush=True)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("finbatch: interrupted", file=sys.stderr, flush=True)
+        return EXIT_FAILURE
+    except Exception as err:  # the last line of defence: a message, then the details
+        log.exception("unexpected failure")
+        print(f"finbatch: failed: {type(err).__name__}: {err}", file=sys.stderr, flush=True)
+        return EXIT_FAILURE
+
+
+if __name__ == "__main__":
+    sys.exit(main())
