@@ -25,7 +25,7 @@ def _jobs() -> dict[str, Job]:
     from analytics.market_performance import MarketPerformance
     from analytics.risk import Risk
 
-    jobs: list[Job] = [MarketPerformance(), Risk()]
+    jobs: tuple[Job, ...] = (MarketPerformance(), Risk())
     return {job.name: job for job in jobs}
 
 

@@ -141,13 +141,13 @@ def _compatible(source: pa.DataType, target: pa.DataType) -> bool:
     if pa.types.is_dictionary(target):
         target = target.value_type
     if pa.types.is_floating(target):
-        return pa.types.is_floating(source) or pa.types.is_integer(source)
+        return bool(pa.types.is_floating(source) or pa.types.is_integer(source))
     if pa.types.is_string(target):
-        return pa.types.is_string(source) or pa.types.is_large_string(source)
+        return bool(pa.types.is_string(source) or pa.types.is_large_string(source))
     if pa.types.is_date(target):
-        return pa.types.is_date(source) or pa.types.is_timestamp(source)
+        return bool(pa.types.is_date(source) or pa.types.is_timestamp(source))
     if pa.types.is_timestamp(target):
-        return pa.types.is_timestamp(source)
+        return bool(pa.types.is_timestamp(source))
     return bool(source == target)
 
 
@@ -173,7 +173,14 @@ def _cast(column: pa.ChunkedArray, target: pa.DataType, name: str, ds: Dataset, 
     try:
         if pa.types.is_dictionary(target) and not pa.types.is_dictionary(source):
             return pc.dictionary_encode(column.cast(pa.string()))
-        return column.cast(target, safe=True)
+        cast = column.cast(target, safe=True)
+        if pa.types.is_date(target) and pa.types.is_timestamp(source):
+            # pyarrow truncates a time of day silently: a date column must hold whole days.
+            kept = pc.equal(cast.cast(source), column)
+            if not pc.all(kept).as_py():
+                first = column.filter(pc.invert(kept))[0]
+                raise pa.ArrowInvalid(f"{first} has a time of day, which a date would drop")
+        return cast
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as err:
         raise InputError(
             f"has type {source}, which cannot be cast to {target} without loss: {err}",

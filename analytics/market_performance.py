@@ -18,7 +18,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-import dask
+from dask.delayed import delayed
 from distributed import Client
 
 from analytics import performance_kernel as pk
@@ -73,7 +73,7 @@ def _symbol_count(rets: pk.Returns, symbols: Sequence[str] | None) -> int:
 class MarketPerformance:
     name = "market-performance"
     help = "per-symbol return and risk metrics, whole range and per month"
-    tables = (TABLE,)
+    tables: tuple[str, ...] = (TABLE,)
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument(
@@ -92,27 +92,26 @@ class MarketPerformance:
         n = bucket_count(files, threads)
 
         split = [
-            dask.delayed(_read_and_split, nout=n, pure=True)(url, i, sel, n)
+            delayed(_read_and_split, nout=n, pure=True)(url, i, sel, n)
             for i, url in enumerate(urls)
         ]
         buckets = [
-            dask.delayed(_bucket_returns, pure=True)(urls, *[pieces[b] for pieces in split])
+            delayed(_bucket_returns, pure=True)(urls, *[pieces[b] for pieces in split])
             for b in range(n)
         ]
         bench_parts = [
-            dask.delayed(pk.benchmark_part, pure=True)(r, benchmark, settings.symbols)
-            for r in buckets
+            delayed(pk.benchmark_part, pure=True)(r, benchmark, settings.symbols) for r in buckets
         ]
-        bench = dask.delayed(pk.combine_benchmark, pure=True)(
+        bench = delayed(pk.combine_benchmark, pure=True)(
             bench_parts, benchmark, args.benchmark is not None
         )
         writes = [
-            dask.delayed(_metrics_part, pure=True)(
+            delayed(_metrics_part, pure=True)(
                 settings.output_url, b, buckets[b], bench, settings.symbols
             )
             for b in range(n)
         ]
-        counts = [dask.delayed(_symbol_count, pure=True)(r, settings.symbols) for r in buckets]
+        counts = [delayed(_symbol_count, pure=True)(r, settings.symbols) for r in buckets]
         futures = client.compute([*writes, bench, *counts])
         wait_with_progress(futures, self.name)
         results: list[Any] = client.gather(futures)

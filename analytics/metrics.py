@@ -44,11 +44,20 @@ def _mean(returns: Array) -> Array:
 
 
 def _std(returns: Array) -> Array:
-    """Sample standard deviation (ddof=1), two-pass like numpy."""
+    """Sample standard deviation (ddof=1), two-pass like numpy; exactly 0 for identical values.
+
+    The float mean of identical values can differ from them in the last bit, leaving a residue
+    of about 1e-18 that would turn ``mean / std`` into an arbitrary ~1e17 instead of ``±inf``
+    (empyrical's ``_zero_dispersion_std`` rule).
+    """
     n = count(returns)
     dev = returns - _mean(returns)[..., None]
+    valid = _valid(returns)
+    highest = np.max(np.where(valid, returns, -np.inf), axis=-1, initial=-np.inf)
+    lowest = np.min(np.where(valid, returns, np.inf), axis=-1, initial=np.inf)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.asarray(np.sqrt(np.nansum(dev * dev, axis=-1) / (n - 1)))
+        std = np.sqrt(np.nansum(dev * dev, axis=-1) / (n - 1))
+    return np.asarray(np.where((highest == lowest) & (n >= MIN_RETURNS), 0.0, std))
 
 
 def total_return(returns: Array) -> Array:
@@ -78,7 +87,7 @@ def sharpe_ratio(returns: Array, *, periods_per_year: int) -> Array:
 def downside_risk(returns: Array, *, periods_per_year: int) -> Array:
     """Annualized downside deviation: ``sqrt(mean(min(r, 0) ** 2)) * sqrt(ppy)`` over all n."""
     downside = np.minimum(returns, 0.0)
-    return np.sqrt(_mean(downside * downside)) * np.sqrt(periods_per_year)
+    return np.asarray(np.sqrt(_mean(downside * downside)) * np.sqrt(periods_per_year))
 
 
 def sortino_ratio(returns: Array, *, periods_per_year: int) -> Array:
@@ -97,7 +106,7 @@ def max_drawdown(returns: Array) -> Array:
     growth = np.where(_valid(returns), 1.0 + returns, 1.0)
     wealth = np.cumprod(growth, axis=-1)
     peak = np.maximum(np.maximum.accumulate(wealth, axis=-1), 1.0)
-    return _enough(returns, np.min((wealth - peak) / peak, axis=-1))
+    return _enough(returns, np.min((wealth - peak) / peak, axis=-1, initial=0.0))
 
 
 def calmar_ratio(returns: Array, *, periods_per_year: int) -> Array:
@@ -137,6 +146,8 @@ def alpha(returns: Array, benchmark: Array, *, periods_per_year: int) -> Array:
 
 
 def _sorted_tail(returns: Array) -> tuple[Array, npt.NDArray[np.int64]]:
+    if returns.shape[-1] == 0:  # one NaN column, so the index arithmetic below has a cell
+        returns = np.full((*returns.shape[:-1], 1), np.nan)
     return np.sort(returns, axis=-1), count(returns)  # NaN sorts last
 
 

@@ -50,7 +50,7 @@ class Chunk:
     files: npt.NDArray[np.int32]
 
 
-def symbol_bucket(names: Sequence[str], n_buckets: int) -> IntArray:
+def symbol_bucket(names: Sequence[str] | npt.NDArray[np.object_], n_buckets: int) -> IntArray:
     """A stable bucket per symbol (crc32, the same in every process and every run)."""
     return np.fromiter(
         (zlib.crc32(str(name).encode()) % n_buckets for name in names),
@@ -220,7 +220,7 @@ def period_metrics(
         period = (
             np.full(len(starts), PERIOD_ALL, dtype=object)
             if label
-            else pd.PeriodIndex.from_ordinals(months[starts], freq="M").strftime("%Y-%m").to_numpy()
+            else months[starts].astype("datetime64[M]").astype(str)
         )
         frames.append(
             pd.DataFrame(
@@ -243,7 +243,8 @@ def period_metrics(
             )
         )
     if not frames:
-        return metrics_schema().empty_table().to_pandas()
+        empty: pd.DataFrame = metrics_schema().empty_table().to_pandas()
+        return empty
     out = pd.concat(frames, ignore_index=True)
     if symbols is not None:
         out = out[out["symbol"].isin(set(symbols))]
@@ -292,9 +293,11 @@ def benchmark_part(rets: Returns, benchmark: str, selected: Sequence[str] | None
         else np.isin(rets.names[rets.codes].astype(str), np.asarray(list(selected), dtype=str))
     )
     days, inverse = np.unique(rets.days[in_ew].astype(np.int64), return_inverse=True)
-    sums = np.bincount(inverse, weights=rets.values[in_ew], minlength=len(days))
+    sums = np.asarray(
+        np.bincount(inverse, weights=rets.values[in_ew], minlength=len(days)), dtype=np.float64
+    )
     counts = np.bincount(inverse, minlength=len(days)).astype(np.int64)
-    return BenchmarkPart(sym_days, sym_rets, days, sums, counts)
+    return BenchmarkPart(sym_days, sym_rets, days.astype(np.int64), sums, counts)
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,9 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from dask.utils import format_time
 from distributed import Future
 from distributed.diagnostics.progressbar import TextProgressBar
-from dask.utils import format_time
 
 LINE_INTERVAL_S = 10.0
 
@@ -31,8 +31,8 @@ class _DropCancelledFeed(logging.Filter):
 logging.getLogger("distributed.scheduler").addFilter(_DropCancelledFeed())
 
 
-class _Progress(TextProgressBar):  # type: ignore[misc]
-    def __init__(self, futures: Sequence[Future], label: str, tty: bool) -> None:
+class _Progress(TextProgressBar):
+    def __init__(self, futures: Sequence[Future[Any]], label: str, tty: bool) -> None:
         self._label = label
         self._tty = tty
         self._last_line = -LINE_INTERVAL_S
@@ -56,7 +56,7 @@ class _Progress(TextProgressBar):  # type: ignore[misc]
             sys.stdout.flush()
 
 
-def wait_with_progress(futures: Sequence[Future], label: str) -> None:
+def wait_with_progress(futures: Sequence[Future[Any]], label: str) -> None:
     """Block until ``futures`` (and all they depend on) finish or one fails, showing progress."""
     if futures:
         _Progress(futures, label, sys.stdout.isatty())

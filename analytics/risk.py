@@ -132,7 +132,7 @@ def portfolio_risk(
 class Risk:
     name = "risk"
     help = "historical and parametric VaR / expected shortfall of each portfolio"
-    tables = (VAR_TABLE, CONTRIBUTIONS_TABLE)
+    tables: tuple[str, ...] = (VAR_TABLE, CONTRIBUTIONS_TABLE)
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--as-of", required=True, type=iso_date, metavar="YYYY-MM-DD")
@@ -189,7 +189,8 @@ class Risk:
                 dataset="prices",
                 column="date",
             )
-        unknown = sorted(set(held) - set(closes.columns[closes.loc[as_of_ts].notna()]))
+        last = pd.Series(closes.loc[as_of_ts])
+        unknown = sorted(set(held) - set(last.dropna().index.astype(str)))
         if unknown:
             raise InputError(
                 f"positions on {as_of} hold symbols with no price that day: {unknown[:20]}",
@@ -213,9 +214,8 @@ class Risk:
 
         var_rows: list[dict[str, Any]] = []
         contrib_rows: list[dict[str, Any]] = []
-        last = closes.loc[as_of_ts]
         for portfolio, group in positions.groupby("portfolio", sort=True, observed=True):
-            holdings = group.groupby("symbol", observed=True, as_index=False)["quantity"].sum()
+            holdings = group.groupby("symbol", observed=True)["quantity"].sum().reset_index()
             holdings["close"] = last[holdings["symbol"].astype(str)].to_numpy()
             holdings["symbol"] = holdings["symbol"].astype(str)
             v, c = portfolio_risk(
