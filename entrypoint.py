@@ -9,6 +9,7 @@ import argparse
 import datetime as dt
 import logging
 import os
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -17,6 +18,10 @@ from typing import Any
 from analytics.arguments import iso_date, nonnegative_int, positive_int, symbol_list
 from analytics.errors import EXIT_FAILURE, EXIT_OK, FinbatchError, InputError
 from analytics.jobs import Job, RunSettings, execute
+from cluster.context import Role, detect
+from cluster.local import ClusterSpec, describe
+from cluster.mnp import MnpOptions
+from cluster.runner import ClusterOptions, mnp_ports, open_client, run_worker_node
 
 log = logging.getLogger("finbatch")
 
@@ -75,6 +80,32 @@ def _common_options() -> argparse.ArgumentParser:
     )
     cluster.add_argument(
         "--scheduler", metavar="ADDRESS", help="use this running Dask scheduler (tcp:// or tls://)"
+    )
+    mnp = common.add_argument_group("AWS Batch multi-node parallel")
+    mnp.add_argument(
+        "--wait-for-nodes",
+        type=positive_int,
+        default=600,
+        metavar="SECONDS",
+        help="main node: how long to wait for the nodes to join (default 600)",
+    )
+    mnp.add_argument(
+        "--min-nodes",
+        type=positive_int,
+        metavar="K",
+        help="main node: start once K nodes joined, and fail below K (default: all nodes)",
+    )
+    mnp.add_argument(
+        "--death-timeout",
+        type=positive_int,
+        default=900,
+        metavar="SECONDS",
+        help="child node: how long to look for the main node's scheduler (default 900)",
+    )
+    mnp.add_argument(
+        "--insecure",
+        action="store_true",
+        help="plain TCP between the nodes instead of mutual TLS (not recommended)",
     )
     return common
 
@@ -170,16 +201,41 @@ def _parameters(args: argparse.Namespace) -> dict[str, Any]:
     return {k: v for k, v in sorted(vars(args).items()) if k not in skip}
 
 
-def _run_job(job: Job, args: argparse.Namespace) -> int:
-    from cluster.local import ClusterSpec, connect, describe
+class Terminated(BaseException):
+    """SIGTERM (an AWS Batch timeout or cancel): unwind promptly, exit non-zero."""
 
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise Terminated
+
+
+def _cluster_options(args: argparse.Namespace) -> ClusterOptions:
+    scheduler_port, dashboard_port = mnp_ports(os.environ)
+    mnp = MnpOptions(
+        output_url=args.output,
+        wait_for_nodes=float(args.wait_for_nodes),
+        min_nodes=args.min_nodes,
+        death_timeout=float(args.death_timeout),
+        insecure=args.insecure,
+        scheduler_port=scheduler_port,
+        dashboard_port=dashboard_port,
+    )
+    return ClusterOptions(ClusterSpec(args.workers, args.threads_per_worker), mnp)
+
+
+def _run_job(job: Job, args: argparse.Namespace) -> int:
+    ctx = detect(os.environ, args.scheduler)
+    options = _cluster_options(args)
+    if ctx.role is Role.MNP_CHILD:
+        log.info("node %d of %d: worker for job %s", ctx.node_index, ctx.num_nodes, ctx.job_id)
+        return run_worker_node(ctx, options, os.environ)
     settings = _settings(args)
-    spec = ClusterSpec(args.workers, args.threads_per_worker, args.scheduler)
+    signal.signal(signal.SIGTERM, _on_sigterm)
     t0 = time.perf_counter()
-    with connect(spec) as client:
+    with open_client(ctx, options, os.environ) as client:
         info = describe(client)
         print(
-            f"{job.name}: run {settings.run_id} on {info['workers']} workers / "
+            f"{job.name}: run {settings.run_id} ({ctx.role.value}) on {info['workers']} workers / "
             f"{info['threads']} threads; dashboard {client.dashboard_link}",
             flush=True,
         )
@@ -213,6 +269,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return err.exit_code
     except KeyboardInterrupt:
         print("finbatch: interrupted", file=sys.stderr, flush=True)
+        return EXIT_FAILURE
+    except Terminated:
+        print("finbatch: terminated by SIGTERM; nothing committed", file=sys.stderr, flush=True)
         return EXIT_FAILURE
     except Exception as err:  # the last line of defence: a message, then the details
         log.exception("unexpected failure")

@@ -1,0 +1,335 @@
+"""AWS Batch multi-node parallel: the main node (scheduler, a worker, the driver) and the children.
+
+The main node binds the scheduler to its own private address (8786, dashboard 8787), runs a
+worker with all its CPUs, waits (bounded) for the children's workers, hands a client to the job,
+then writes every node's Dask logs to ``_logs/`` and shuts the cluster down, which makes every
+child exit 0. A child runs one worker under a nanny (a crashed worker process is restarted)
+that connects to the main node, retrying until its death timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import signal
+import socket
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from importlib import metadata
+from typing import Any
+
+import dask
+from distributed import Client, LocalCluster, Nanny
+from distributed.diagnostics.plugin import SchedulerPlugin
+from distributed.security import Security
+
+from analytics.errors import FinbatchError
+from analytics.storage import is_local, join, open_fs
+from cluster import tls
+from cluster.context import NodeContext
+from cluster.local import machine_cpus
+
+log = logging.getLogger(__name__)
+
+SCHEDULER_PORT = 8786
+DASHBOARD_PORT = 8787
+#: Packages that must have one version on every node, beyond Dask's own check.
+CHECKED_PACKAGES = ("finbatch", "dask", "distributed", "pandas", "numpy", "pyarrow", "s3fs")
+#: How long the node count may stay below --min-nodes (a nanny restart is a short dip).
+BELOW_MIN_GRACE_S = 30.0
+
+
+@dataclass(frozen=True)
+class MnpOptions:
+    output_url: str
+    wait_for_nodes: float = 600.0
+    min_nodes: int | None = None
+    death_timeout: float = 900.0
+    insecure: bool = False
+    scheduler_port: int = SCHEDULER_PORT
+    dashboard_port: int = DASHBOARD_PORT
+    #: The scheduler closes itself after this long with nothing to do (a stuck driver).
+    idle_timeout: str = "30 minutes"
+    #: Tasks that no worker can run fail after this long instead of waiting forever.
+    no_workers_timeout: str = "10 minutes"
+
+
+class NodeLost(FinbatchError):
+    """Too few nodes remain for the job (exit code 1)."""
+
+
+class NodeWatch(SchedulerPlugin):
+    """Logs each node that joins or is lost; fails the job when fewer than ``min_nodes`` stay."""
+
+    def __init__(self, min_nodes: int) -> None:
+        self.min_nodes = min_nodes
+        self.names: dict[str, str] = {}
+        self.failure: str | None = None
+        self.lost: list[str] = []
+        self._closing: asyncio.Future[Any] | None = None
+        #: Set when the job is over: workers leaving then are not lost.
+        self.closing = False
+
+    def add_worker(self, scheduler: Any, worker: str) -> None:
+        state = scheduler.workers.get(worker)
+        # Children name their worker node-<index>; the main node's own worker is LocalCluster's 0.
+        name = str(state.name) if state is not None else "?"
+        label = name if name.startswith("node-") else "node-0 (main)"
+        self.names[worker] = label
+        log.info("node %s joined (worker %s)", self.names[worker], worker)
+
+    def remove_worker(self, scheduler: Any, worker: str, **kwargs: Any) -> None:
+        name = self.names.pop(worker, worker)
+        self.lost.append(name)
+        remaining = len(scheduler.workers)
+        if self.closing or scheduler.status.name in ("closing", "closed"):
+            return
+        log.warning(
+            "lost node %s (worker %s); %d node(s) remain; Dask recomputes its lost work",
+            name,
+            worker,
+            remaining,
+        )
+        if remaining < self.min_nodes:
+            scheduler.loop.call_later(BELOW_MIN_GRACE_S, self._check, scheduler)
+
+    def _check(self, scheduler: Any) -> None:
+        remaining = len(scheduler.workers)
+        if remaining < self.min_nodes and self.failure is None:
+            self.failure = (
+                f"only {remaining} node(s) remain after losing {', '.join(self.lost)}; "
+                f"the job needs at least {self.min_nodes} (--min-nodes)"
+            )
+            log.error(self.failure)
+            self._closing = asyncio.ensure_future(scheduler.close(reason="below --min-nodes"))
+
+
+def package_versions() -> dict[str, str]:
+    versions = {}
+    for name in CHECKED_PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "missing"
+    versions["python"] = sys.version.split()[0]
+    return versions
+
+
+def check_versions(client: Client) -> None:
+    """Every worker must run the same packages as the driver (a clear error otherwise)."""
+    client.get_versions(check=True)  # Dask's own check: raises on a mismatch it cares about
+    mine = package_versions()
+    theirs: dict[str, dict[str, str]] = client.run(package_versions)
+    problems = [
+        f"{worker}: {name} {versions.get(name)} (main node has {expected})"
+        for worker, versions in sorted(theirs.items())
+        for name, expected in mine.items()
+        if versions.get(name) != expected
+    ]
+    if problems:
+        raise FinbatchError(
+            "nodes run different package versions; use one container image on every node: "
+            + "; ".join(problems)
+        )
+
+
+def wait_for_nodes(client: Client, needed: int, expected: int, timeout: float) -> int:
+    """Block until ``needed`` workers joined, at most ``timeout`` seconds; returns the count."""
+    try:
+        client.wait_for_workers(n_workers=needed, timeout=timeout)
+    except TimeoutError:
+        joined = len(client.scheduler_info(n_workers=-1)["workers"])
+        raise FinbatchError(
+            f"only {joined} of {expected} node(s) joined within {timeout:.0f} s "
+            f"(needed {needed}; see --wait-for-nodes and --min-nodes)"
+        ) from None
+    joined = len(client.scheduler_info(n_workers=-1)["workers"])
+    log.info("%d of %d node(s) joined", joined, expected)
+    return joined
+
+
+def _clear_logs(output_url: str) -> None:
+    """An earlier attempt's logs go: ``_logs/`` holds this run's nodes only."""
+    fs, path = open_fs(join(output_url, "_logs"))
+    with suppress(FileNotFoundError):
+        fs.rm(path, recursive=True)
+
+
+def write_logs(client: Client, output_url: str) -> None:
+    """Every node's Dask logs into ``_logs/`` (the Batch console shows one node at a time)."""
+    folder = join(output_url, "_logs")
+    fs, path = open_fs(folder)
+    if is_local(fs):
+        fs.makedirs(path, exist_ok=True)
+
+    def put(name: str, lines: list[tuple[str, str]]) -> None:
+        with fs.open(join(path, name), "wb") as handle:
+            handle.write("".join(f"{level} {msg}\n" for level, msg in lines).encode())
+
+    put("scheduler.log", client.get_scheduler_logs(n=100_000))
+    for nanny, label in ((False, "worker"), (True, "nanny")):
+        for address, lines in client.get_worker_logs(n=100_000, nanny=nanny).items():
+            safe = address.split("://")[-1].replace(":", "-")
+            put(f"{label}-{safe}.log", lines)
+
+
+@contextmanager
+def main_node(ctx: NodeContext, host: str, opts: MnpOptions) -> Iterator[Client]:
+    """The main node's cluster: yields a client once enough nodes joined; cleans up after."""
+    job_id = ctx.job_id or "local"
+    security: Security | None = None
+    bundle_at = tls.bundle_url(opts.output_url, ctx.attempt)
+    if opts.insecure:
+        log.warning(
+            "--insecure: Dask traffic between the nodes is plain TCP, unauthenticated; anyone "
+            "who reaches port %d can run code on this job's nodes",
+            opts.scheduler_port,
+        )
+    else:
+        bundle = tls.make_bundle(job_id)
+        tls.publish(bundle, bundle_at)
+        security = bundle.security()
+    _clear_logs(opts.output_url)
+    # Start once --min-nodes (default: all) joined; fail only below an explicit --min-nodes:
+    # by default a lost child's work is recomputed on the nodes that remain.
+    start_with = min(opts.min_nodes or ctx.num_nodes, ctx.num_nodes)
+    watch = NodeWatch(opts.min_nodes or 1)
+    config = {
+        "distributed.scheduler.idle-timeout": opts.idle_timeout,
+        "distributed.scheduler.no-workers-timeout": opts.no_workers_timeout,
+    }
+    with dask.config.set(config):
+        cluster = LocalCluster(
+            n_workers=1,
+            threads_per_worker=machine_cpus(),
+            processes=True,
+            host=host,
+            scheduler_port=opts.scheduler_port,
+            dashboard_address=f"{host}:{opts.dashboard_port}",
+            protocol="tcp://" if opts.insecure else "tls://",
+            security=security,
+            silence_logs=logging.ERROR,
+        )
+    assert cluster.scheduler is not None  # a LocalCluster runs its scheduler in this process
+    cluster.scheduler.add_plugin(watch, name="finbatch-node-watch")
+    for address in list(cluster.scheduler.workers):  # the main node's worker is already up
+        watch.add_worker(cluster.scheduler, address)
+    client = Client(cluster, security=security)
+    try:
+        wait_for_nodes(client, start_with, ctx.num_nodes, opts.wait_for_nodes)
+        check_versions(client)
+        try:
+            yield client
+        except Exception as err:
+            if watch.failure:
+                raise NodeLost(watch.failure) from err
+            raise
+    finally:
+        watch.closing = True
+        try:
+            write_logs(client, opts.output_url)
+        except Exception as err:  # the scheduler may be gone: the logs are best effort
+            log.warning("could not collect the nodes' logs: %s", err)
+        nannies = _close_children(client, host)
+        with suppress(Exception):
+            client.shutdown()
+        with suppress(Exception):
+            client.close(timeout=5)
+        with suppress(Exception):
+            cluster.close(timeout=10)
+        _wait_closed(nannies, security, timeout=20.0)
+        if not opts.insecure:
+            with suppress(Exception):
+                tls.withdraw(bundle_at)
+
+
+def _close_children(client: Client, host: str) -> list[str]:
+    """Retire the children's workers and close their nannies; returns the nannies' addresses.
+
+    Each child then exits 0 on its own, before Batch stops it when this main node exits.
+    """
+    try:
+        workers = client.scheduler_info(n_workers=-1)["workers"]
+        children = {a: w.get("nanny") for a, w in workers.items() if w.get("host") != host}
+        if children:
+            client.retire_workers(workers=list(children), close_workers=True, remove=True)
+        return [n for n in children.values() if n]
+    except Exception as err:
+        log.warning("could not retire the children's workers: %s", err)
+        return []
+
+
+def _wait_closed(addresses: list[str], security: Security | None, timeout: float) -> None:
+    """Wait until each nanny stops listening (its process is exiting), bounded by ``timeout``.
+
+    The probe completes a proper handshake (with the job's certificate under TLS), so the
+    nannies do not log failed handshakes.
+    """
+    context = security.get_connection_args("client")["ssl_context"] if security else None
+    deadline = time.monotonic() + timeout
+    for address in addresses:
+        host, _, port = address.split("://", 1)[-1].rpartition(":")
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection((host, int(port)), timeout=1) as sock:
+                    if context is not None:
+                        context.wrap_socket(sock).close()
+            except OSError:
+                break  # refused: it is gone
+            time.sleep(0.5)  # polling a socket: there is no event to wait on
+
+
+async def _child(ctx: NodeContext, host: str, opts: MnpOptions, security: Security | None) -> int:
+    protocol = "tcp" if opts.insecure else "tls"
+    address = f"{protocol}://{ctx.main_address}:{opts.scheduler_port}"
+    nanny = Nanny(
+        address,
+        host=host,
+        nthreads=machine_cpus(),
+        memory_limit="auto",
+        name=f"node-{ctx.node_index}",
+        security=security,
+        death_timeout=opts.death_timeout,
+        dashboard_address=f"{host}:0",
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    try:
+        await nanny
+    except Exception as err:
+        print(
+            f"finbatch: error: node {ctx.node_index}: the scheduler at {address} did not answer "
+            f"within {opts.death_timeout:.0f} s (--death-timeout): {err}",
+            file=sys.stderr,
+            flush=True,
+        )
+        with suppress(Exception):
+            await nanny.close()
+        return 1
+    log.info("node %d: worker joined %s", ctx.node_index, address)
+    finished = asyncio.ensure_future(nanny.finished())
+    stopped = asyncio.ensure_future(stop.wait())
+    await asyncio.wait([finished, stopped], return_when=asyncio.FIRST_COMPLETED)
+    if stopped.done():
+        log.warning("node %d: SIGTERM, stopping the worker", ctx.node_index)
+        await nanny.close(reason="sigterm")
+        return 143
+    return 0
+
+
+def run_child(ctx: NodeContext, host: str, opts: MnpOptions) -> int:
+    """Run a child node's worker until the scheduler shuts it down; returns the exit code."""
+    security = None
+    if not opts.insecure:
+        started = time.monotonic()
+        url = tls.bundle_url(opts.output_url, ctx.attempt)
+        security = tls.fetch(url, opts.death_timeout).security()
+        # One death timeout in all: the wait for the bundle counts against it.
+        remaining = max(1.0, opts.death_timeout - (time.monotonic() - started))
+        opts = dataclasses.replace(opts, death_timeout=remaining)
+    return asyncio.run(_child(ctx, host, opts, security))

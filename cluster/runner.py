@@ -1,0 +1,58 @@
+"""One entry for every place a job runs: the job gets a client and never knows which cluster.
+
+``detect`` says which node this is; ``open_client`` gives the driver a client (a LocalCluster, an
+existing scheduler, or an MNP main node's cluster); ``run_worker_node`` runs an MNP child.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from distributed import Client
+
+from cluster.address import node_address
+from cluster.context import NodeContext, Role
+from cluster.local import ClusterSpec, connect
+from cluster.mnp import DASHBOARD_PORT, SCHEDULER_PORT, MnpOptions, main_node, run_child
+
+SCHEDULER_PORT_ENV = "CLUSTER_SCHEDULER_PORT"
+DASHBOARD_PORT_ENV = "CLUSTER_DASHBOARD_PORT"
+
+
+@dataclass(frozen=True)
+class ClusterOptions:
+    local: ClusterSpec = field(default_factory=ClusterSpec)
+    mnp: MnpOptions = field(default_factory=lambda: MnpOptions(output_url="."))
+
+
+def mnp_ports(env: Mapping[str, str]) -> tuple[int, int]:
+    """Scheduler and dashboard ports; the environment may move them (the simulator runs several
+    jobs on one machine)."""
+    return (
+        int(env.get(SCHEDULER_PORT_ENV) or SCHEDULER_PORT),
+        int(env.get(DASHBOARD_PORT_ENV) or DASHBOARD_PORT),
+    )
+
+
+@contextmanager
+def open_client(
+    ctx: NodeContext, options: ClusterOptions, env: Mapping[str, str]
+) -> Iterator[Client]:
+    """A client for the job's driver, whatever the cluster."""
+    if ctx.role is Role.MNP_MAIN:
+        with main_node(ctx, node_address(env), options.mnp) as client:
+            yield client
+        return
+    if ctx.role is Role.MNP_CHILD:
+        raise RuntimeError("a child node runs a worker, not a driver: use run_worker_node")
+    spec = options.local
+    if ctx.role is Role.EXTERNAL:
+        spec = ClusterSpec(scheduler=ctx.scheduler)
+    with connect(spec) as client:
+        yield client
+
+
+def run_worker_node(ctx: NodeContext, options: ClusterOptions, env: Mapping[str, str]) -> int:
+    return run_child(ctx, node_address(env), options.mnp)
