@@ -119,10 +119,11 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
-def check_versions(client: Client) -> None:
-    """Every worker must run the same packages as the driver (a clear error otherwise)."""
+def check_versions(client: Client, mine: dict[str, str] | None = None) -> None:
+    """Every worker must run the same packages as the driver (``mine``, by default this
+    process's versions); a clear error otherwise."""
     client.get_versions(check=True)  # Dask's own check: raises on a mismatch it cares about
-    mine = package_versions()
+    mine = package_versions() if mine is None else mine
     theirs: dict[str, dict[str, str]] = client.run(package_versions)
     problems = [
         f"{worker}: {name} {versions.get(name)} (main node has {expected})"

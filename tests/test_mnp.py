@@ -258,3 +258,15 @@ def test_simulator_command_line(tmp_path: Path, big_market: Path) -> None:
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "exit codes node 0: 0, node 1: 0" in done.stderr
     assert "[node 0] market-performance: committed" in done.stdout
+
+
+def test_version_mismatch_is_a_clear_error(scheduler: str) -> None:
+    from analytics.errors import FinbatchError
+    from cluster.mnp import check_versions, package_versions
+
+    with Client(scheduler) as client:
+        check_versions(client)  # the same installation everywhere: no error
+        driver = {**package_versions(), "pandas": "0.0.1"}
+        with pytest.raises(FinbatchError, match=r"pandas .* \(main node has 0\.0\.1\)") as err:
+            check_versions(client, driver)
+    assert "use one container image on every node" in str(err.value)
