@@ -14,6 +14,7 @@ Plan (one Dask graph, nothing large ever reaches the driver):
 from __future__ import annotations
 
 import argparse
+import logging
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -32,6 +33,7 @@ from analytics.progress import wait_with_progress
 #: Input bytes per bucket: a bucket's series stay well within a worker's memory.
 BYTES_PER_BUCKET = 24 * 2**20
 TABLE = "metrics"
+log = logging.getLogger(__name__)
 
 
 def bucket_count(files: Sequence[DataFile], total_threads: int) -> int:
@@ -65,9 +67,9 @@ def _metrics_part(
     return write_part(output_url, TABLE, index, table)
 
 
-def _symbol_count(rets: pk.Returns, symbols: Sequence[str] | None) -> int:
-    names = set(rets.counts.index)
-    return len(names if symbols is None else names & set(symbols))
+def _symbols_found(rets: pk.Returns, symbols: Sequence[str] | None) -> set[str]:
+    names = {str(name) for name in rets.counts.index}
+    return names if symbols is None else names & set(symbols)
 
 
 class MarketPerformance:
@@ -111,14 +113,17 @@ class MarketPerformance:
             )
             for b in range(n)
         ]
-        counts = [delayed(_symbol_count, pure=True)(r, settings.symbols) for r in buckets]
-        futures = client.compute([*writes, bench, *counts])
+        found = [delayed(_symbols_found, pure=True)(r, settings.symbols) for r in buckets]
+        futures = client.compute([*writes, bench, *found])
         wait_with_progress(futures, self.name)
         results: list[Any] = client.gather(futures)
         parts: list[WrittenPart] = results[:n]
         used: pk.Benchmark = results[n]
-        n_symbols = sum(results[n + 1 :])
-        if n_symbols == 0:
+        symbols: set[str] = set().union(*results[n + 1 :])
+        missing = sorted(set(settings.symbols or ()) - symbols)
+        if missing:
+            log.warning("no prices for %d selected symbol(s): %s", len(missing), missing[:20])
+        if not symbols:
             raise InputError(
                 f"no prices for the selected symbols in {settings.start} .. {settings.end}",
                 dataset="prices",
@@ -126,5 +131,10 @@ class MarketPerformance:
         return JobResult(
             parts=parts,
             inputs={"prices": files},
-            summary={"benchmark": used.label, "symbols": n_symbols, "buckets": n},
+            summary={
+                "benchmark": used.label,
+                "symbols": len(symbols),
+                "symbols_without_prices": missing,
+                "buckets": n,
+            },
         )
