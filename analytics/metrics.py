@@ -172,3 +172,64 @@ def conditional_value_at_risk(returns: Array, *, quantile: float = TAIL_QUANTILE
     k = (np.maximum(n - 1, 0) * quantile).astype(np.int64) + 1
     tail_sum = np.take_along_axis(np.nancumsum(ordered, axis=-1), (k - 1)[..., None], axis=-1)
     return _enough(returns, tail_sum[..., 0] / k)
+
+
+def performance_summary(
+    returns: Array, benchmark: Array, *, periods_per_year: int
+) -> dict[str, Array]:
+    """Every metric above at once, sharing the intermediate arrays (masks, means, wealth, sort).
+
+    Equal to calling :func:`total_return`, :func:`annual_return`, :func:`annual_volatility`,
+    :func:`sharpe_ratio`, :func:`sortino_ratio`, :func:`max_drawdown`, :func:`calmar_ratio`,
+    :func:`beta`, :func:`alpha`, :func:`value_at_risk` and :func:`conditional_value_at_risk` one by
+    one (the tests check it), about three times faster: this is the kernel the jobs run.
+    """
+    ppy = periods_per_year
+    valid = _valid(returns)
+    n = valid.sum(axis=-1)
+    enough = n >= MIN_RETURNS
+    zeroed = np.where(valid, returns, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        mean = zeroed.sum(axis=-1) / n
+        dev = np.where(valid, returns - mean[..., None], 0.0)
+        std = np.sqrt((dev * dev).sum(axis=-1) / (n - 1))
+        highest = np.max(np.where(valid, returns, -np.inf), axis=-1, initial=-np.inf)
+        lowest = np.min(np.where(valid, returns, np.inf), axis=-1, initial=np.inf)
+        std = np.where((highest == lowest) & enough, 0.0, std)
+
+        wealth = np.cumprod(np.where(valid, 1.0 + returns, 1.0), axis=-1)
+        final = wealth[..., -1] if wealth.shape[-1] else np.ones(wealth.shape[:-1])
+        annual = final ** (ppy / n) - 1.0
+        downside = np.minimum(zeroed, 0.0)
+        downside_risk = np.sqrt((downside * downside).sum(axis=-1) / n) * np.sqrt(ppy)
+        peak = np.maximum(np.maximum.accumulate(wealth, axis=-1), 1.0)
+        drawdown = np.min((wealth - peak) / peak, axis=-1, initial=0.0)
+        calmar = np.where(drawdown < 0.0, annual / np.abs(drawdown), np.nan)
+
+        both = valid & _valid(benchmark)
+        n_both = both.sum(axis=-1)
+        r_both = np.where(both, returns, 0.0)
+        b_both = np.where(both, benchmark, 0.0)
+        b_res = np.where(both, benchmark - (b_both.sum(axis=-1) / n_both)[..., None], 0.0)
+        variance = (b_res * b_res).sum(axis=-1) / n_both
+        slope = ((b_res * r_both).sum(axis=-1) / n_both) / np.where(
+            variance < 1.0e-30, np.nan, variance
+        )
+        excess = np.where(both, r_both - slope[..., None] * b_both, 0.0).sum(axis=-1) / n_both
+        paired = n_both >= MIN_RETURNS
+
+    values = {
+        "total_return": final - 1.0,
+        "annual_return": annual,
+        "annual_volatility": std * np.sqrt(ppy),
+        "max_drawdown": drawdown,
+        "calmar": np.where(np.isinf(calmar), np.nan, calmar),
+        "var_95": value_at_risk(returns),
+        "cvar_95": conditional_value_at_risk(returns),
+    }
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        values["sharpe"] = mean / std * np.sqrt(ppy)
+        values["sortino"] = mean * ppy / downside_risk
+        values["beta"] = np.where(paired, slope, np.nan)
+        values["alpha"] = np.where(paired, (1.0 + excess) ** ppy - 1.0, np.nan)
+    return {name: np.where(enough, value, np.nan) for name, value in values.items()}

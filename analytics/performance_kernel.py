@@ -156,20 +156,8 @@ def _padded(values: FloatArray, starts: IntArray, lengths: IntArray) -> FloatArr
 
 
 def _segment_metrics(returns: FloatArray, bench: FloatArray) -> dict[str, FloatArray]:
-    ppy = TRADING_DAYS_PER_YEAR
-    return {
-        "total_return": metrics.total_return(returns),
-        "annual_return": metrics.annual_return(returns, periods_per_year=ppy),
-        "annual_volatility": metrics.annual_volatility(returns, periods_per_year=ppy),
-        "sharpe": metrics.sharpe_ratio(returns, periods_per_year=ppy),
-        "sortino": metrics.sortino_ratio(returns, periods_per_year=ppy),
-        "max_drawdown": metrics.max_drawdown(returns),
-        "calmar": metrics.calmar_ratio(returns, periods_per_year=ppy),
-        "beta": metrics.beta(returns, bench),
-        "alpha": metrics.alpha(returns, bench, periods_per_year=ppy),
-        "var_95": metrics.value_at_risk(returns),
-        "cvar_95": metrics.conditional_value_at_risk(returns),
-    }
+    summary = metrics.performance_summary(returns, bench, periods_per_year=TRADING_DAYS_PER_YEAR)
+    return {name: summary[name] for name in METRIC_COLUMNS}
 
 
 def _segments(keys: Sequence[npt.NDArray[np.int64]]) -> tuple[IntArray, IntArray]:

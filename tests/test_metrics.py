@@ -418,3 +418,37 @@ def test_padded_rows_equal_the_series_alone(ragged: list[list[float]]) -> None:
         for i, s in enumerate(ragged):
             alone = np.asarray(ours(np.array(s), bench[i, : len(s)]))
             np.testing.assert_allclose(got[i], alone, rtol=1e-12, atol=1e-15, err_msg=name)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_performance_summary_equals_the_single_metrics(seed: int) -> None:
+    """The fused kernel the jobs run equals each metric function on ragged, gappy series."""
+    rng = np.random.default_rng(seed)
+    rows, width = 40, 90
+    returns = rng.standard_t(4, size=(rows, width)) * 0.01
+    bench = returns * 0.5 + rng.normal(0, 0.01, size=(rows, width))
+    lengths = rng.integers(0, width + 1, size=rows)
+    returns[np.arange(width)[None, :] >= lengths[:, None]] = np.nan  # ragged: NaN padding
+    bench[rng.random((rows, width)) < 0.05] = np.nan  # benchmark gaps
+    returns[3, :5] = 0.01  # constant rows and all-positive rows hit the edge rules
+    returns[3, 5:] = np.nan
+    returns[4, :7] = np.abs(returns[4, :7]) + 1e-4
+    returns[4, 7:] = np.nan
+    ppy = 252
+    got = metrics.performance_summary(returns, bench, periods_per_year=ppy)
+    expected = {
+        "total_return": metrics.total_return(returns),
+        "annual_return": metrics.annual_return(returns, periods_per_year=ppy),
+        "annual_volatility": metrics.annual_volatility(returns, periods_per_year=ppy),
+        "sharpe": metrics.sharpe_ratio(returns, periods_per_year=ppy),
+        "sortino": metrics.sortino_ratio(returns, periods_per_year=ppy),
+        "max_drawdown": metrics.max_drawdown(returns),
+        "calmar": metrics.calmar_ratio(returns, periods_per_year=ppy),
+        "beta": metrics.beta(returns, bench),
+        "alpha": metrics.alpha(returns, bench, periods_per_year=ppy),
+        "var_95": metrics.value_at_risk(returns),
+        "cvar_95": metrics.conditional_value_at_risk(returns),
+    }
+    assert set(got) == set(expected)
+    for name, value in expected.items():
+        np.testing.assert_allclose(got[name], value, rtol=1e-13, atol=0, err_msg=name)
