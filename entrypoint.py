@@ -13,24 +13,29 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from analytics.arguments import iso_date, nonnegative_int, positive_int, symbol_list
 from analytics.errors import EXIT_FAILURE, EXIT_OK, FinbatchError, InputError
 from analytics.jobs import Job, RunSettings, execute
+from cluster.batch.cli import add_batch_parser, run_batch
 from cluster.context import Role, detect
 from cluster.local import ClusterSpec, describe
-from cluster.mnp import MnpOptions
-from cluster.runner import ClusterOptions, mnp_ports, open_client, run_worker_node
+from cluster.runner import ClusterOptions, mnp_options, open_client, run_worker_node
+
+if TYPE_CHECKING:
+    from analytics.delivery import DbTarget
 
 log = logging.getLogger("finbatch")
 
 
 def _jobs() -> dict[str, Job]:
+    from analytics.backtest.job import Backtest
     from analytics.market_performance import MarketPerformance
     from analytics.risk import Risk
+    from analytics.tca.job import ExecutionReport, Tca
 
-    jobs: tuple[Job, ...] = (MarketPerformance(), Risk())
+    jobs: tuple[Job, ...] = (MarketPerformance(), Risk(), Tca(), ExecutionReport(), Backtest())
     return {job.name: job for job in jobs}
 
 
@@ -80,6 +85,24 @@ def _common_options() -> argparse.ArgumentParser:
     )
     cluster.add_argument(
         "--scheduler", metavar="ADDRESS", help="use this running Dask scheduler (tcp:// or tls://)"
+    )
+    db = common.add_argument_group("database (results also loaded into PostgreSQL / RDS)")
+    db.add_argument(
+        "--db-url",
+        metavar="URL",
+        help="postgresql://USER@HOST:PORT/DB?sslmode=require (default: $FINBATCH_DB_URL; the "
+        "password may come from PGPASSWORD or --db-secret)",
+    )
+    db.add_argument(
+        "--db-schema",
+        default="finbatch",
+        metavar="NAME",
+        help="schema of the result tables, created if missing (default finbatch)",
+    )
+    db.add_argument(
+        "--db-secret",
+        metavar="NAME",
+        help="AWS Secrets Manager secret (name or ARN) holding the RDS credentials",
     )
     mnp = common.add_argument_group("AWS Batch multi-node parallel")
     mnp.add_argument(
@@ -151,6 +174,20 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     gen.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
 
+    add_batch_parser(sub)
+
+    rep = sub.add_parser(
+        "report",
+        help="write report.html again from a committed run's outputs",
+        description="Regenerate report.html in a committed run's output folder from its "
+        "_manifest.json and tables (and, for market-performance, a few symbols' input prices).",
+    )
+    rep.add_argument("--output", required=True, metavar="URL", help="the run's output folder")
+    rep.add_argument(
+        "--input", metavar="URL", help="the run's dataset root, if it moved since the run"
+    )
+    rep.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+
     common = _common_options()
     for job in _jobs().values():
         p = sub.add_parser(job.name, parents=[common], help=job.help, description=job.help)
@@ -198,7 +235,12 @@ def _settings(args: argparse.Namespace) -> RunSettings:
 
 def _parameters(args: argparse.Namespace) -> dict[str, Any]:
     skip = {"log_level"}
-    return {k: v for k, v in sorted(vars(args).items()) if k not in skip}
+    params = {k: v for k, v in sorted(vars(args).items()) if k not in skip}
+    if params.get("db_url"):  # the manifest is no place for a password
+        from analytics.sink import redact
+
+        params["db_url"] = redact(params["db_url"])
+    return params
 
 
 class Terminated(BaseException):
@@ -210,15 +252,13 @@ def _on_sigterm(signum: int, frame: object) -> None:
 
 
 def _cluster_options(args: argparse.Namespace) -> ClusterOptions:
-    scheduler_port, dashboard_port = mnp_ports(os.environ)
-    mnp = MnpOptions(
-        output_url=args.output,
+    mnp = mnp_options(
+        os.environ,
+        args.output,
         wait_for_nodes=float(args.wait_for_nodes),
         min_nodes=args.min_nodes,
         death_timeout=float(args.death_timeout),
         insecure=args.insecure,
-        scheduler_port=scheduler_port,
-        dashboard_port=dashboard_port,
     )
     return ClusterOptions(ClusterSpec(args.workers, args.threads_per_worker), mnp)
 
@@ -230,6 +270,7 @@ def _run_job(job: Job, args: argparse.Namespace) -> int:
         log.info("node %d of %d: worker for job %s", ctx.node_index, ctx.num_nodes, ctx.job_id)
         return run_worker_node(ctx, options, os.environ)
     settings = _settings(args)
+    target = _db_target(args)  # a bad URL or an unreadable secret fails before the job runs
     signal.signal(signal.SIGTERM, _on_sigterm)
     t0 = time.perf_counter()
     with open_client(ctx, options, os.environ) as client:
@@ -248,6 +289,68 @@ def _run_job(job: Job, args: argparse.Namespace) -> int:
         f"in {time.perf_counter() - t0:.1f} s",
         flush=True,
     )
+    return _deliver(job.name, args.output, target)
+
+
+def _db_target(args: argparse.Namespace) -> DbTarget | None:
+    """The database to load, from --db-url / $FINBATCH_DB_URL and --db-secret; None if neither."""
+    url = args.db_url or os.environ.get("FINBATCH_DB_URL") or None
+    if not url and not args.db_secret:
+        return None
+    from analytics.delivery import DbTarget
+    from analytics.sink import SinkError, connection_params
+
+    secret = None
+    if args.db_secret:
+        from cluster.secrets import read_secret
+
+        secret = read_secret(args.db_secret)
+    try:
+        return DbTarget(connection_params(url, secret), args.db_schema)
+    except SinkError as err:
+        raise InputError(str(err)) from err
+
+
+def _deliver(name: str, output: str, target: DbTarget | None) -> int:
+    """After the commit: write report.html, then load the database. The run stays committed
+    whatever fails here; a failure is reported and makes the exit code 1."""
+    from analytics.delivery import load_database, write_report
+    from analytics.report.run import RunView
+
+    view = RunView.load(output)
+    failures = []
+    try:
+        print(f"{name}: report {write_report(view)}", flush=True)
+    except Exception as err:
+        log.exception("report failed")
+        failures.append(f"the report was not written: {err}")
+    if target is not None:
+        try:
+            loaded = load_database(view, target)
+        except FinbatchError as err:
+            failures.append(str(err))
+        else:
+            if loaded is not None:
+                rows = ", ".join(f"{target.schema}.{t} {n:,} rows" for t, n in loaded.rows.items())
+                print(f"{name}: loaded {rows} in {loaded.seconds:.1f} s", flush=True)
+    for failure in failures:
+        print(f"finbatch: error: {failure}", file=sys.stderr, flush=True)
+    if failures:
+        print(
+            f"finbatch: the run {view.run_id} stays committed in {output}",
+            file=sys.stderr,
+            flush=True,
+        )
+        return EXIT_FAILURE
+    return EXIT_OK
+
+
+def _report(args: argparse.Namespace) -> int:
+    from analytics.delivery import write_report
+    from analytics.report.run import RunView
+
+    view = RunView.load(args.output, args.input)
+    print(f"report {write_report(view)} (job {view.job}, run {view.run_id})", flush=True)
     return EXIT_OK
 
 
@@ -255,6 +358,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)  # exits 2 with a usage message on bad arguments
+    if args.job == "batch":  # its `run` calls main() again with the job's own arguments
+        return run_batch(args, main)
     logging.basicConfig(
         level=args.log_level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -263,6 +368,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.job == "generate-data":
             return _generate(args)
+        if args.job == "report":
+            return _report(args)
         return _run_job(_jobs()[args.job], args)
     except FinbatchError as err:
         print(f"finbatch: error: {err}", file=sys.stderr, flush=True)

@@ -9,6 +9,7 @@ that connects to the main node, retrying until its death timeout.
 
 from __future__ import annotations
 
+import _thread
 import asyncio
 import dataclasses
 import logging
@@ -56,6 +57,8 @@ class MnpOptions:
     idle_timeout: str = "30 minutes"
     #: Tasks that no worker can run fail after this long instead of waiting forever.
     no_workers_timeout: str = "10 minutes"
+    #: How long the node count may stay below --min-nodes before the job fails.
+    below_min_grace: float = BELOW_MIN_GRACE_S
 
 
 class NodeLost(FinbatchError):
@@ -65,12 +68,12 @@ class NodeLost(FinbatchError):
 class NodeWatch(SchedulerPlugin):
     """Logs each node that joins or is lost; fails the job when fewer than ``min_nodes`` stay."""
 
-    def __init__(self, min_nodes: int) -> None:
+    def __init__(self, min_nodes: int, grace: float = BELOW_MIN_GRACE_S) -> None:
         self.min_nodes = min_nodes
+        self.grace = grace
         self.names: dict[str, str] = {}
         self.failure: str | None = None
         self.lost: list[str] = []
-        self._closing: asyncio.Future[Any] | None = None
         #: Set when the job is over: workers leaving then are not lost.
         self.closing = False
 
@@ -95,17 +98,19 @@ class NodeWatch(SchedulerPlugin):
             remaining,
         )
         if remaining < self.min_nodes:
-            scheduler.loop.call_later(BELOW_MIN_GRACE_S, self._check, scheduler)
+            scheduler.loop.call_later(self.grace, self._check, scheduler)
 
     def _check(self, scheduler: Any) -> None:
         remaining = len(scheduler.workers)
-        if remaining < self.min_nodes and self.failure is None:
+        if remaining < self.min_nodes and self.failure is None and not self.closing:
             self.failure = (
                 f"only {remaining} node(s) remain after losing {', '.join(self.lost)}; "
                 f"the job needs at least {self.min_nodes} (--min-nodes)"
             )
             log.error(self.failure)
-            self._closing = asyncio.ensure_future(scheduler.close(reason="below --min-nodes"))
+            # The driver is blocked in the job (this runs on the scheduler's thread): interrupt
+            # it; main_node turns the interruption into NodeLost with the message above.
+            _thread.interrupt_main()
 
 
 def package_versions() -> dict[str, str]:
@@ -198,7 +203,7 @@ def main_node(ctx: NodeContext, host: str, opts: MnpOptions) -> Iterator[Client]
     # Start once --min-nodes (default: all) joined; fail only below an explicit --min-nodes:
     # by default a lost child's work is recomputed on the nodes that remain.
     start_with = min(opts.min_nodes or ctx.num_nodes, ctx.num_nodes)
-    watch = NodeWatch(opts.min_nodes or 1)
+    watch = NodeWatch(opts.min_nodes or 1, opts.below_min_grace)
     config = {
         "distributed.scheduler.idle-timeout": opts.idle_timeout,
         "distributed.scheduler.no-workers-timeout": opts.no_workers_timeout,
@@ -223,12 +228,11 @@ def main_node(ctx: NodeContext, host: str, opts: MnpOptions) -> Iterator[Client]
     try:
         wait_for_nodes(client, start_with, ctx.num_nodes, opts.wait_for_nodes)
         check_versions(client)
-        try:
-            yield client
-        except Exception as err:
-            if watch.failure:
-                raise NodeLost(watch.failure) from err
-            raise
+        yield client
+    except BaseException as err:  # KeyboardInterrupt too: NodeWatch interrupts the driver
+        if watch.failure:
+            raise NodeLost(watch.failure) from err
+        raise
     finally:
         watch.closing = True
         try:

@@ -15,10 +15,18 @@ from distributed import Client
 from cluster.address import node_address
 from cluster.context import NodeContext, Role
 from cluster.local import ClusterSpec, connect
-from cluster.mnp import DASHBOARD_PORT, SCHEDULER_PORT, MnpOptions, main_node, run_child
+from cluster.mnp import (
+    BELOW_MIN_GRACE_S,
+    DASHBOARD_PORT,
+    SCHEDULER_PORT,
+    MnpOptions,
+    main_node,
+    run_child,
+)
 
 SCHEDULER_PORT_ENV = "CLUSTER_SCHEDULER_PORT"
 DASHBOARD_PORT_ENV = "CLUSTER_DASHBOARD_PORT"
+BELOW_MIN_GRACE_ENV = "CLUSTER_BELOW_MIN_GRACE_S"
 
 
 @dataclass(frozen=True)
@@ -27,12 +35,27 @@ class ClusterOptions:
     mnp: MnpOptions = field(default_factory=lambda: MnpOptions(output_url="."))
 
 
-def mnp_ports(env: Mapping[str, str]) -> tuple[int, int]:
-    """Scheduler and dashboard ports; the environment may move them (the simulator runs several
-    jobs on one machine)."""
-    return (
-        int(env.get(SCHEDULER_PORT_ENV) or SCHEDULER_PORT),
-        int(env.get(DASHBOARD_PORT_ENV) or DASHBOARD_PORT),
+def mnp_options(
+    env: Mapping[str, str],
+    output_url: str,
+    *,
+    wait_for_nodes: float,
+    min_nodes: int | None,
+    death_timeout: float,
+    insecure: bool,
+) -> MnpOptions:
+    """The MNP options from the command line, with the environment's overrides (the simulator
+    runs several jobs on one machine, so it moves the ports; tests shorten the grace period)."""
+    grace = env.get(BELOW_MIN_GRACE_ENV)
+    return MnpOptions(
+        output_url=output_url,
+        wait_for_nodes=wait_for_nodes,
+        min_nodes=min_nodes,
+        death_timeout=death_timeout,
+        insecure=insecure,
+        scheduler_port=int(env.get(SCHEDULER_PORT_ENV) or SCHEDULER_PORT),
+        dashboard_port=int(env.get(DASHBOARD_PORT_ENV) or DASHBOARD_PORT),
+        below_min_grace=float(grace) if grace else BELOW_MIN_GRACE_S,
     )
 
 

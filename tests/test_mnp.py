@@ -270,3 +270,20 @@ def test_version_mismatch_is_a_clear_error(scheduler: str) -> None:
         with pytest.raises(FinbatchError, match=r"pandas .* \(main node has 0\.0\.1\)") as err:
             check_versions(client, driver)
     assert "use one container image on every node" in str(err.value)
+
+
+def test_below_min_nodes_fails_clearly(
+    big_market: Path, tmp_path: Path, cleanup: list[Simulation]
+) -> None:
+    out = tmp_path / "run"
+    sim = _sim(2, big_market, out, "--min-nodes", "2")
+    sim.base_env["CLUSTER_BELOW_MIN_GRACE_S"] = "0"  # fail at once, not after the 30 s grace
+    cleanup.append(sim)
+    main = sim.start(0)
+    sim.start(1)
+    sim.wait_for_output(0, r"2 of 2 node\(s\) joined", timeout=120)
+    os.killpg(sim.procs[1].pid, signal.SIGKILL)
+    assert main.wait(timeout=120) == 1
+    log = "".join(sim.output[0])
+    assert "only 1 node(s) remain after losing node-1; the job needs at least 2" in log
+    assert read_manifest(str(out)) is None
