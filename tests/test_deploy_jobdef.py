@@ -1,0 +1,353 @@
+"""The job definitions: one spec (cluster/batch/jobdef.py), the CLI's JSON, the template's.
+
+Checked against botocore's service model of RegisterJobDefinition (the shape the Batch API
+validates), against a snapshot, and against the CloudFormation template resolved with the same
+values: the three must agree.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import botocore.session
+import pytest
+from botocore.validate import ParamValidator
+
+import entrypoint
+from analytics.errors import InputError
+from cluster.batch.command import COMMAND, PARAMETER_NAMES, job_argv
+from cluster.batch.jobdef import JobDefinitionSpec, multinode_definition, single_node_definition
+from cluster.batch.template import (
+    Context,
+    conditions,
+    load_template,
+    parameter_values,
+    resolve,
+    to_request,
+)
+from tests.conftest import run_cli
+
+SNAPSHOTS = Path(__file__).parent / "snapshots"
+#: FINBATCH_UPDATE_SNAPSHOTS=1 rewrites the snapshot files (review the diff before committing).
+UPDATE = os.environ.get("FINBATCH_UPDATE_SNAPSHOTS") == "1"
+REQUIRED = {
+    "VpcId": "vpc-0123456789abcdef0",
+    "Subnets": "subnet-0123456789abcdef0,subnet-0fedcba9876543210",
+    "ImageUri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/finbatch:0.1.0",
+    "DataBucket": "acme-market-data",
+    "DataPrefix": "finbatch/data",
+    "ResultsBucket": "acme-results",
+    "ResultsPrefix": "finbatch/results",
+    "AlertEmail": "ops@example.com",
+}
+PSEUDO = {
+    "AWS::Region": "us-east-1",
+    "AWS::AccountId": "123456789012",
+    "AWS::Partition": "aws",
+    "AWS::StackName": "finbatch",
+}
+ROLE = "arn:aws:iam::123456789012:role/finbatch-JobRole-ABC"
+EXEC_ROLE = "arn:aws:iam::123456789012:role/finbatch-ExecutionRole-DEF"
+LOG_GROUP = "/aws/batch/finbatch"
+
+
+def _validate(operation: str, request: dict[str, Any]) -> str:
+    """botocore's own request validation (what boto3 does before sending): '' when valid."""
+    model = botocore.session.get_session().get_service_model("batch")
+    shape = model.operation_model(operation).input_shape
+    report = ParamValidator().validate(request, shape)
+    return str(report.generate_report()) if report.has_errors() else ""
+
+
+def _ranges(ranges: list[str], nodes: int) -> list[int]:
+    """Node indexes covered by Batch's targetNodes ranges ("i", "i:j", "i:", ":j")."""
+    covered = []
+    for text in ranges:
+        low, sep, high = text.partition(":")
+        start = int(low or 0)
+        stop = (int(high) if high else nodes - 1) if sep else start
+        covered.extend(range(start, stop + 1))
+    return covered
+
+
+# --------------------------------------------------------------------------------------------
+# The definitions themselves
+
+
+@pytest.mark.parametrize("nodes", [2, 3, 16])
+def test_multinode_definition(nodes: int) -> None:
+    request = multinode_definition(JobDefinitionSpec(nodes=nodes, image="img:1"))
+    assert request["type"] == "multinode"
+    props = request["nodeProperties"]
+    assert props["numNodes"] == nodes
+    assert props["mainNode"] == 0
+    groups = props["nodeRangeProperties"]
+    assert [g["targetNodes"] for g in groups] == ["0", "1:"]
+    # Every node 0..N-1 is in exactly one range: the ranges neither overlap nor leave a gap.
+    assert sorted(_ranges([g["targetNodes"] for g in groups], nodes)) == list(range(nodes))
+    # The same container on every node (each finds its role from AWS_BATCH_*).
+    assert groups[0]["container"] == groups[1]["container"]
+    container = groups[0]["container"]
+    assert container["image"] == "img:1"
+    assert {"name": "nofile", "softLimit": 65536, "hardLimit": 65536} in container["ulimits"]
+    assert container["linuxParameters"]["sharedMemorySize"] == 2048
+    assert request["timeout"]["attemptDurationSeconds"] == 6 * 3600
+    assert request["platformCapabilities"] == ["EC2"]
+
+
+@pytest.mark.parametrize("build", [multinode_definition, single_node_definition])
+def test_retry_only_on_host_loss_with_the_catch_all_last(build: Any) -> None:
+    strategy = build(JobDefinitionSpec())["retryStrategy"]
+    rules = strategy["evaluateOnExit"]
+    assert strategy["attempts"] == 3
+    assert rules[0] == {"onStatusReason": "Host EC2*", "action": "RETRY"}
+    # An attempt that matches no rule is retried: the catch-all EXIT must come last, and be
+    # the only other rule (exit 1 and 2 are the job's verdict, not worth a retry).
+    assert rules[-1] == {"onReason": "*", "action": "EXIT"}
+    assert len(rules) == 2
+    assert [r["action"] for r in rules].count("RETRY") == 1
+
+
+@pytest.mark.parametrize("build", [multinode_definition, single_node_definition])
+def test_every_parameter_is_in_the_command_and_back(build: Any) -> None:
+    request = build(JobDefinitionSpec())
+    container = (
+        request["nodeProperties"]["nodeRangeProperties"][0]["container"]
+        if request["type"] == "multinode"
+        else request["containerProperties"]
+    )
+    referenced = [word.removeprefix("Ref::") for word in container["command"] if "Ref::" in word]
+    assert referenced == list(request["parameters"]) == list(PARAMETER_NAMES)
+    assert container["command"] == list(COMMAND)
+    # Batch substitutes whole elements only: a placeholder inside a longer word would stay.
+    assert all(re.fullmatch(r"Ref::\w+", w) for w in container["command"] if "Ref::" in w)
+
+
+def test_requests_match_the_batch_api_shape() -> None:
+    spec = JobDefinitionSpec(job_role_arn=ROLE, execution_role_arn=EXEC_ROLE, log_group=LOG_GROUP)
+    assert _validate("RegisterJobDefinition", multinode_definition(spec)) == ""
+    assert _validate("RegisterJobDefinition", single_node_definition(spec)) == ""
+    # The validator is not vacuous: a wrong type and an unknown member are reported.
+    broken = multinode_definition(spec)
+    broken["nodeProperties"]["numNodes"] = "4"
+    broken["retryStrategy"]["evaluateOnExit"][0]["onExitStatus"] = "1"
+    report = _validate("RegisterJobDefinition", broken)
+    assert "numNodes" in report and "onExitStatus" in report
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        (JobDefinitionSpec(nodes=1), "at least 2 nodes"),
+        (JobDefinitionSpec(memory_mib=2048), "must exceed the shared memory"),
+        (JobDefinitionSpec(timeout_seconds=30), "Batch's minimum is 60"),
+        (JobDefinitionSpec(image=" "), "image URI is empty"),
+    ],
+)
+def test_bad_specs_are_refused_with_the_reason(spec: JobDefinitionSpec, message: str) -> None:
+    with pytest.raises(InputError, match=message):
+        multinode_definition(spec)
+
+
+def test_one_node_is_fine_for_the_single_node_definition() -> None:
+    assert single_node_definition(JobDefinitionSpec(nodes=1))["type"] == "container"
+
+
+@pytest.mark.parametrize(
+    ("name", "build"),
+    [("multinode", multinode_definition), ("single-node", single_node_definition)],
+)
+def test_snapshot(name: str, build: Any) -> None:
+    spec = JobDefinitionSpec(
+        image=REQUIRED["ImageUri"],
+        nodes=4,
+        job_role_arn=ROLE,
+        execution_role_arn=EXEC_ROLE,
+        log_group=LOG_GROUP,
+        data_url="s3://acme-market-data/finbatch/data",
+        results_url="s3://acme-results/finbatch/results",
+    )
+    text = json.dumps(build(spec), indent=2) + "\n"
+    path = SNAPSHOTS / f"batch-job-definition-{name}.json"
+    if UPDATE:
+        path.write_text(text)
+    assert text == path.read_text(), f"{path.name} changed: FINBATCH_UPDATE_SNAPSHOTS=1 to accept"
+
+
+# --------------------------------------------------------------------------------------------
+# The CLI prints the same requests
+
+
+def test_cli_prints_the_multinode_definition() -> None:
+    args = ["--nodes", "4", "--vcpus", "8", "--memory", "15000", "--image", "repo/finbatch:2"]
+    result = run_cli(["batch", "job-definition", *args])
+    assert result.code == 0, result.stderr
+    expected = multinode_definition(
+        JobDefinitionSpec(image="repo/finbatch:2", nodes=4, vcpus=8, memory_mib=15000)
+    )
+    assert json.loads(result.stdout) == expected
+
+
+def test_cli_prints_the_single_node_definition() -> None:
+    result = run_cli(["batch", "job-definition", "--single-node", "--name", "fb"])
+    assert result.code == 0, result.stderr
+    request = json.loads(result.stdout)
+    assert request == single_node_definition(JobDefinitionSpec(name="fb"))
+    assert request["jobDefinitionName"] == "fb"
+
+
+def test_cli_bad_arguments_exit_2() -> None:
+    result = run_cli(["batch", "job-definition", "--nodes", "1"])
+    assert result.code == 2
+    assert "at least 2 nodes" in result.stderr
+    assert result.stdout == ""
+    assert run_cli(["batch", "job-definition", "--vcpus", "0"]).code == 2
+
+
+# --------------------------------------------------------------------------------------------
+# The template holds the same definitions
+
+
+def _template_definitions(given: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """The template's two job definitions, resolved with these parameters, as API requests."""
+    template = load_template()
+    values = {**parameter_values(template, {**REQUIRED, **given}), **PSEUDO}
+    created = {
+        "JobRole": {"Ref": "finbatch-JobRole-ABC", "Arn": ROLE},
+        "ExecutionRole": {"Ref": "finbatch-ExecutionRole-DEF", "Arn": EXEC_ROLE},
+        "LogGroup": {"Ref": LOG_GROUP},
+    }
+    ctx = Context(values, created, conditions(template, values))
+    resources = template["Resources"]
+    return {
+        name: to_request(
+            resolve(resources[name]["Properties"], ctx), "batch", "RegisterJobDefinition"
+        )
+        for name in ("MultiNodeJobDefinition", "SingleNodeJobDefinition")
+    }
+
+
+@pytest.mark.parametrize(
+    ("given", "cli"),
+    [
+        ({}, []),
+        (
+            {
+                "Nodes": "6",
+                "NodeVcpus": "32",
+                "NodeMemoryMiB": "120000",
+                "JobTimeoutSeconds": "7200",
+                "NamePrefix": "dev-",
+            },
+            [
+                *("--nodes", "6", "--vcpus", "32", "--memory", "120000"),
+                *("--timeout", "7200", "--name", "dev-finbatch"),
+            ],
+        ),
+    ],
+)
+def test_template_definitions_equal_the_cli(given: dict[str, str], cli: list[str]) -> None:
+    template = _template_definitions(given)
+    common = [
+        "--image",
+        REQUIRED["ImageUri"],
+        "--job-role-arn",
+        ROLE,
+        "--execution-role-arn",
+        EXEC_ROLE,
+        "--log-group",
+        LOG_GROUP,
+        "--data-url",
+        "s3://acme-market-data/finbatch/data",
+        "--results-url",
+        "s3://acme-results/finbatch/results",
+    ]
+    for name, extra in (
+        ("MultiNodeJobDefinition", []),
+        ("SingleNodeJobDefinition", ["--single-node"]),
+    ):
+        result = run_cli(["batch", "job-definition", *common, *cli, *extra])
+        assert result.code == 0, result.stderr
+        assert template[name] == json.loads(result.stdout), name
+        assert _validate("RegisterJobDefinition", template[name]) == ""
+
+
+# --------------------------------------------------------------------------------------------
+# `batch run`: the parameters back into the job's command line
+
+
+def _substitute(command: list[str], defaults: dict[str, str], given: dict[str, str]) -> list[str]:
+    """What Batch does: each whole ``Ref::name`` element becomes the parameter's value."""
+    values = {**defaults, **given}
+    return [values[w.removeprefix("Ref::")] if w.startswith("Ref::") else w for w in command]
+
+
+def test_batch_substitution_gives_the_job_command_line() -> None:
+    request = single_node_definition(JobDefinitionSpec())
+    command = _substitute(
+        request["containerProperties"]["command"],
+        request["parameters"],
+        {
+            "job": "risk",
+            "input": "s3://d/p",
+            "output": "s3://r/p/risk/2024-06-28",
+            "dates": "--as-of 2024-06-28",
+            "options": "--confidence 0.99 --horizon-days=1,10",
+        },
+    )
+    args = entrypoint.build_parser().parse_args(command)
+    assert (args.job, args.batch_command) == ("batch", "run")
+    argv = job_argv(*args.parameters)
+    assert argv == [
+        "risk",
+        "--input",
+        "s3://d/p",
+        "--output",
+        "s3://r/p/risk/2024-06-28",
+        "--as-of",
+        "2024-06-28",
+        "--confidence",
+        "0.99",
+        "--horizon-days=1,10",
+    ]
+    job_args = entrypoint.build_parser().parse_args(argv)
+    assert str(job_args.as_of) == "2024-06-28"
+
+
+def test_none_stands_for_no_options() -> None:
+    defaults = single_node_definition(JobDefinitionSpec())["parameters"]
+    assert (defaults["dates"], defaults["options"]) == ("none", "none")
+    assert job_argv("market-performance", "s3://d", "s3://r", "none", " NONE ") == [
+        "market-performance",
+        "--input",
+        "s3://d",
+        "--output",
+        "s3://r",
+    ]
+    assert job_argv("tca", "s3://d", "s3://r", "", "'--symbols' 'A,B'")[-2:] == ["--symbols", "A,B"]
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        (("tca", "s3://d", "s3://r", "--date '2024", "none"), "cannot be split"),
+        (("tca", "s3://d", "s3://r", "none", "--output=s3://x"), "give it in the 'output'"),
+        (("tca", "s3://d", "none", "none", "none"), "parameter 'output' is empty"),
+    ],
+)
+def test_bad_parameters_are_input_errors(values: tuple[str, ...], message: str) -> None:
+    with pytest.raises(InputError, match=message):
+        job_argv(*values)
+
+
+def test_batch_run_cli_errors_exit_2() -> None:
+    result = run_cli(["batch", "run", "tca", "s3://d", "s3://r"])
+    assert result.code == 2
+    assert "expected 5 parameters" in result.stderr
+    result = run_cli(["batch", "run", "tca", "s3://d", "s3://r", "none", "--output x"])
+    assert result.code == 2
+    assert "give it in the 'output' parameter" in result.stderr
