@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from analytics.arguments import iso_date, nonnegative_int, positive_int, symbol_list
 from analytics.errors import EXIT_FAILURE, EXIT_OK, FinbatchError, InputError
-from analytics.jobs import Job, RunSettings, execute
+from analytics.jobs import Job, RunSettings, execute, prepare_settings
+from analytics.sessions import NothingToDo
 from cluster.batch.cli import add_batch_parser, run_batch
 from cluster.context import Role, detect
 from cluster.local import ClusterSpec, describe
@@ -269,7 +270,7 @@ def _run_job(job: Job, args: argparse.Namespace) -> int:
     if ctx.role is Role.MNP_CHILD:
         log.info("node %d of %d: worker for job %s", ctx.node_index, ctx.num_nodes, ctx.job_id)
         return run_worker_node(ctx, options, os.environ)
-    settings = _settings(args)
+    settings = prepare_settings(job, args, _settings(args))
     target = _db_target(args)  # a bad URL or an unreadable secret fails before the job runs
     signal.signal(signal.SIGTERM, _on_sigterm)
     t0 = time.perf_counter()
@@ -329,6 +330,9 @@ def _deliver(name: str, output: str, target: DbTarget | None) -> int:
             loaded = load_database(view, target)
         except FinbatchError as err:
             failures.append(str(err))
+        except Exception as err:
+            log.exception("database load failed")
+            failures.append(f"the database load failed: {type(err).__name__}: {err}")
         else:
             if loaded is not None:
                 rows = ", ".join(f"{target.schema}.{t} {n:,} rows" for t, n in loaded.rows.items())
@@ -371,6 +375,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.job == "report":
             return _report(args)
         return _run_job(_jobs()[args.job], args)
+    except NothingToDo as err:  # a schedule firing on a day with no session to process
+        print(f"finbatch: nothing to do: {err}", flush=True)
+        return EXIT_OK
     except FinbatchError as err:
         print(f"finbatch: error: {err}", file=sys.stderr, flush=True)
         return err.exit_code
@@ -378,7 +385,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("finbatch: interrupted", file=sys.stderr, flush=True)
         return EXIT_FAILURE
     except Terminated:
-        print("finbatch: terminated by SIGTERM; nothing committed", file=sys.stderr, flush=True)
+        print("finbatch: terminated by SIGTERM", file=sys.stderr, flush=True)
         return EXIT_FAILURE
     except Exception as err:  # the last line of defence: a message, then the details
         log.exception("unexpected failure")

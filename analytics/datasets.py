@@ -348,9 +348,9 @@ def read_file(
     arrays = {}
     for col in table.column_names:
         arrays[col] = _cast(table.column(col), _target_type(ds, col, categorical), col, ds, url)
-    for col in wanted:
-        if col not in arrays:  # an optional column this file does not have
-            arrays[col] = pa.nulls(table.num_rows, ds.column(col).type)
+    absent = [c for c in wanted if c not in arrays]  # optional columns this file does not have
+    for col in absent:
+        arrays[col] = pa.nulls(table.num_rows, ds.column(col).type)
     table = pa.table(arrays)
 
     mask = None
@@ -366,7 +366,7 @@ def read_file(
     if mask is not None:
         table = table.filter(mask)
     table = table.select(wanted)
-    _check_values(table, ds, url)
+    _check_values(table.drop_columns(absent), ds, url)
     if check_keys and set(ds.key) <= set(table.column_names) and table.num_rows:
         check_unique(table.to_pandas(), ds, url)
     return table

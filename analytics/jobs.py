@@ -50,6 +50,18 @@ class Job(Protocol):
     def run(self, client: Client, settings: RunSettings, args: argparse.Namespace) -> JobResult: ...
 
 
+def prepare_settings(job: Job, args: argparse.Namespace, settings: RunSettings) -> RunSettings:
+    """The job's own checks and resolutions of its arguments, before any cluster starts or any
+    output is touched (a job may define ``prepare(args, settings) -> RunSettings``: for example
+    ``--date previous-session`` resolved with the exchange calendar). It may raise
+    :class:`~analytics.errors.InputError`, or ``NothingToDo`` (exit 0)."""
+    hook = getattr(job, "prepare", None)
+    if hook is None:
+        return settings
+    prepared: RunSettings = hook(args, settings)
+    return prepared
+
+
 def code_version() -> str:
     try:
         return metadata.version("finbatch")

@@ -27,7 +27,7 @@ from analytics.constants import DEFAULT_BENCHMARK
 from analytics.datasets import DataFile, Selection, list_files, read_file
 from analytics.errors import InputError
 from analytics.jobs import JobResult, RunSettings
-from analytics.output import WrittenPart, write_part
+from analytics.output import WrittenPart, to_arrow, write_part
 from analytics.progress import wait_with_progress
 
 #: Input bytes per bucket: a bucket's series stay well within a worker's memory.
@@ -61,9 +61,7 @@ def _metrics_part(
     symbols: Sequence[str] | None,
 ) -> WrittenPart:
     frame = pk.period_metrics(rets, bench.days, bench.returns, symbols)
-    import pyarrow as pa
-
-    table = pa.Table.from_pandas(frame, schema=pk.metrics_schema(), preserve_index=False)
+    table = to_arrow(frame, pk.metrics_schema())
     return write_part(output_url, TABLE, index, table)
 
 

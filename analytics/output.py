@@ -38,11 +38,28 @@ class WrittenPart:
     size: int
 
 
+def to_arrow(frame: pd.DataFrame, schema: pa.Schema | None = None) -> pa.Table:
+    """A pandas frame as an Arrow table that keeps NaN as NaN.
+
+    ``Table.from_pandas`` turns NaN into null; a metric that is NaN by its definition (fewer than
+    two returns, 0 / 0) stays NaN in Parquet, as empyrical and numpy give it. Real nulls
+    (``None``, ``pd.NA``) stay null.
+    """
+    table = pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
+    for i, name in enumerate(table.column_names):
+        column = frame[name]
+        if column.dtype.kind == "f" and table.column(i).null_count:
+            field = table.schema.field(i)
+            values = pa.array(column.to_numpy(), type=field.type, from_pandas=False)
+            table = table.set_column(i, field, values)
+    return table
+
+
 def write_part(
     output_url: str, table: str, index: int, data: pd.DataFrame | pa.Table
 ) -> WrittenPart:
     """Write one part of a result table (runs in a Dask task, on a worker)."""
-    arrow = data if isinstance(data, pa.Table) else pa.Table.from_pandas(data, preserve_index=False)
+    arrow = data if isinstance(data, pa.Table) else to_arrow(data)
     url = join(output_url, table, part_name(index))
     fs, path = open_fs(url)
     if is_local(fs):

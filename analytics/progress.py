@@ -36,7 +36,8 @@ class _Progress(TextProgressBar):
         self._label = label
         self._tty = tty
         self._last_line = -LINE_INTERVAL_S
-        super().__init__(futures, interval="200ms" if tty else "1s", width=30)
+        # Poll often either way: the wait ends at the first poll after the work does.
+        super().__init__(futures, interval="100ms", width=30)
 
     def _draw_bar(self, remaining: int, all: int, **kwargs: Any) -> None:
         done = all - remaining

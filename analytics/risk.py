@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 
 VAR_TABLE = "var"
 CONTRIBUTIONS_TABLE = "contributions"
+#: Each portfolio's one-day P&L under each scenario (what the report's histogram draws).
+SCENARIOS_TABLE = "scenarios"
 #: Calendar days of history read per trading day of lookback, with a margin for holidays.
 CALENDAR_DAYS_PER_SESSION = 1.6
 
@@ -129,10 +131,24 @@ def portfolio_risk(
     return var_rows, contrib_rows
 
 
+def scenario_pnl(portfolio: str, holdings: pd.DataFrame, scenarios: pd.DataFrame) -> pd.DataFrame:
+    """The ``scenarios`` rows of one portfolio: ``pnl_s = sum_i w_i r_i,s`` for each date ``s``
+    (one day, unscaled: the P&L that the historical VaR is the quantile of)."""
+    exposures = (holdings["quantity"] * holdings["close"]).to_numpy(dtype=np.float64)
+    pnl = scenarios[holdings["symbol"].tolist()].to_numpy(dtype=np.float64) @ exposures
+    return pd.DataFrame(
+        {
+            "portfolio": portfolio,
+            "date": [d.date() for d in scenarios.index],
+            "pnl": pnl,
+        }
+    )
+
+
 class Risk:
     name = "risk"
     help = "historical and parametric VaR / expected shortfall of each portfolio"
-    tables: tuple[str, ...] = (VAR_TABLE, CONTRIBUTIONS_TABLE)
+    tables: tuple[str, ...] = (VAR_TABLE, CONTRIBUTIONS_TABLE, SCENARIOS_TABLE)
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--as-of", required=True, type=iso_date, metavar="YYYY-MM-DD")
@@ -214,6 +230,7 @@ class Risk:
 
         var_rows: list[dict[str, Any]] = []
         contrib_rows: list[dict[str, Any]] = []
+        pnl_parts: list[pd.DataFrame] = []
         for portfolio, group in positions.groupby("portfolio", sort=True, observed=True):
             holdings = group.groupby("symbol", observed=True)["quantity"].sum().reset_index()
             holdings["close"] = last[holdings["symbol"].astype(str)].to_numpy()
@@ -223,9 +240,11 @@ class Risk:
             )
             var_rows += v
             contrib_rows += c
+            pnl_parts.append(scenario_pnl(str(portfolio), holdings, returns))
         parts = [
             write_part(settings.output_url, VAR_TABLE, 0, pd.DataFrame(var_rows)),
             write_part(settings.output_url, CONTRIBUTIONS_TABLE, 0, pd.DataFrame(contrib_rows)),
+            write_part(settings.output_url, SCENARIOS_TABLE, 0, pd.concat(pnl_parts)),
         ]
         return JobResult(
             parts=parts,

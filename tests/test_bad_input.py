@@ -343,3 +343,30 @@ def test_risk_position_in_unknown_symbol(tmp_path: Path, scheduler: str) -> None
     )
     assert result.code == 2, result.stderr
     assert "GHOST" in result.stderr and "dataset 'positions'" in result.stderr
+
+
+def test_absent_optional_column_reads_as_nulls(tmp_path: Path) -> None:
+    """bars without the optional vwap column are valid: vwap comes back as nulls."""
+    from analytics.datasets import Selection, read_file
+    from analytics.schemas import BARS
+
+    ts = pd.date_range("2024-01-02 14:30", periods=3, freq="min", tz="UTC")
+    frame = pd.DataFrame(
+        {
+            "symbol": "AAA",
+            "ts": ts,
+            "open": 10.0,
+            "high": 10.5,
+            "low": 9.5,
+            "close": 10.2,
+            "volume": 100.0,
+            "bid": 10.1,
+            "ask": 10.3,
+        }
+    )
+    schema = pa.schema([f for f in arrow_schema(BARS, include_optional=False)])
+    path = tmp_path / "bars.parquet"
+    pq.write_table(pa.Table.from_pandas(frame, schema=schema, preserve_index=False), path)
+    table = read_file(str(path), BARS.name, None, Selection())
+    assert table.column("vwap").null_count == 3
+    assert table.num_rows == 3
