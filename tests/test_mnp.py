@@ -287,3 +287,17 @@ def test_below_min_nodes_fails_clearly(
     log = "".join(sim.output[0])
     assert "only 1 node(s) remain after losing node-1; the job needs at least 2" in log
     assert read_manifest(str(out)) is None
+
+
+def test_sigterm_on_a_child_stops_its_worker(tmp_path: Path, cleanup: list[Simulation]) -> None:
+    sim = _sim(3, tmp_path, tmp_path / "out", "--wait-for-nodes", "120")
+    cleanup.append(sim)
+    main = sim.start(0)  # waits for 3 nodes: the cluster is up meanwhile
+    child = sim.start(1)
+    sim.wait_for_output(1, r"worker joined", timeout=60)
+    sim.signal(1, signal.SIGTERM)
+    assert child.wait(timeout=30) == 143
+    assert "SIGTERM, stopping the worker" in "".join(sim.output[1])
+    sim.wait_for_output(0, r"lost node node-1", timeout=30)
+    sim.signal(0, signal.SIGTERM)
+    assert main.wait(timeout=30) == 1
