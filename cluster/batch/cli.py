@@ -8,7 +8,9 @@ Handlers build requests with pure functions and reach AWS only through
 
 - ``batch job-definition``: print (or ``--register``) a RegisterJobDefinition request.
 - ``batch run JOB INPUT OUTPUT DATES OPTIONS``: the job definitions' container command; it runs
-  the job these five parameters stand for (:mod:`cluster.batch.command`).
+  the job these five parameters stand for (:mod:`cluster.batch.command`), then the main node
+  publishes the job's metrics and its one-line summary (:mod:`cluster.batch.publish`).
+- ``batch submit|status|logs|cancel|list``: operating jobs (:mod:`cluster.batch.operate`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from analytics.arguments import positive_int
 from analytics.errors import EXIT_BAD_INPUT, EXIT_OK, FinbatchError
 from cluster.batch.command import PARAMETER_NAMES, job_argv
 from cluster.batch.jobdef import JobDefinitionSpec, multinode_definition, single_node_definition
+from cluster.batch.operate import add_operate_parsers
 
 #: Runs a job command line in this process and returns its exit code (entrypoint.main).
 RunJob = Callable[[Sequence[str]], int]
@@ -159,19 +162,25 @@ def _run(args: argparse.Namespace, run_job: RunJob) -> int:
             flush=True,
         )
         return EXIT_BAD_INPUT
-    return run_job(job_argv(*values))
+    argv = job_argv(*values)
+    code = run_job(argv)
+    if code == EXIT_OK:
+        from cluster.batch.publish import publish_job_metrics
+
+        publish_job_metrics(argv)
+    return code
 
 
 #: The subcommands, in the order `finbatch batch --help` lists them.
-COMMANDS: tuple[Callable[[Any], None], ...] = (_add_job_definition, _add_run)
+COMMANDS: tuple[Callable[[Any], None], ...] = (_add_job_definition, _add_run, add_operate_parsers)
 
 
 def add_batch_parser(subparsers: Any) -> None:
     """Add the ``batch`` group to the top-level parser's subcommands."""
     batch = subparsers.add_parser(
         "batch",
-        help="AWS Batch: job definitions, and the command the definitions run",
-        description="AWS Batch tools. See the README's Deploy section.",
+        help="AWS Batch: job definitions, their command, and submitting and operating jobs",
+        description="AWS Batch tools. See the README's Deploy and Operate sections.",
     )
     commands = batch.add_subparsers(dest="batch_command", metavar="COMMAND", required=True)
     for add in COMMANDS:

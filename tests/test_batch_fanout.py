@@ -1,0 +1,144 @@
+"""The Spot fan-out of a backtest, end to end on this machine.
+
+Each shard and the merge run as their own process with the container's command
+(``finbatch batch run JOB INPUT OUTPUT DATES OPTIONS``, the shard index in
+``AWS_BATCH_JOB_ARRAY_INDEX``), as the array job's children and the merge job would; they share
+the test session's cluster (``--scheduler``) to save the start-up of one per process. The merged
+tables must equal a single run's.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from analytics.backtest import shards
+from tests.conftest import read_manifest, run_cli
+
+ROOT = Path(__file__).resolve().parents[1]
+K = 3
+OPTIONS = [
+    "--strategy",
+    "sma-cross",
+    "--grid",
+    "fast=2:8:3",
+    "--grid",
+    "slow=6,10,20",  # 3 x 3 less fast >= slow: 8 combinations
+    "--top",
+    "4",
+    "--fees-bps",
+    "5",
+]
+KEYS = {
+    "results": ["fast", "slow", "symbol"],
+    "summary": ["fast", "slow"],
+    "top": ["rank"],
+    "equity": ["rank", "date"],
+}
+
+
+def _start(
+    market: Path, out: Path, scheduler: str, extra: str, index: int | None
+) -> subprocess.Popen[str]:
+    """Start the job definition's command in a new process, as a Batch child would."""
+    env = {**os.environ, "FINBATCH_METRICS": "emf"}
+    if index is not None:
+        env["AWS_BATCH_JOB_ARRAY_INDEX"] = str(index)
+    options = " ".join([*OPTIONS, "--scheduler", scheduler, "--run-id", "fanout", extra])
+    command = [sys.executable, str(ROOT / "entrypoint.py"), "batch", "run", "backtest"]
+    command += [str(market), str(out), "--start 2023-10-02 --end 2024-03-28", options]
+    return subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env
+    )
+
+
+def _finish(proc: subprocess.Popen[str]) -> str:
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 0, stderr[-3000:]
+    return stdout
+
+
+def _container(market: Path, out: Path, scheduler: str, extra: str, index: int | None) -> str:
+    return _finish(_start(market, out, scheduler, extra, index))
+
+
+def _table(out: Path, name: str) -> pd.DataFrame:
+    frame = pd.read_parquet(out / name)
+    return frame.sort_values(KEYS[name], kind="stable").reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def single(market: Path, scheduler: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("single") / "run"
+    argv = ["backtest", "--input", str(market), "--output", str(out), "--scheduler", scheduler]
+    result = run_cli([*argv, "--start", "2023-10-02", "--end", "2024-03-28", *OPTIONS])
+    assert result.code == 0, result.stderr
+    return out
+
+
+def test_shards_then_merge_equal_a_single_run(
+    market: Path, scheduler: str, single: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "fanout"
+    children = [_start(market, out, scheduler, f"--shard array/{K}", i) for i in range(K)]
+    outputs = [_finish(child) for child in children]  # the array job's children, at once
+    assert all("node-hours" in text for text in outputs)  # each child's summary line
+    merged = _container(market, out, scheduler, f"--merge-shards {K}", None)
+    assert "merged 3 shards" in merged
+
+    for name in KEYS:
+        pd.testing.assert_frame_equal(
+            _table(out, name), _table(single, name), check_exact=False, rtol=0, atol=1e-12
+        )
+    one, fan = read_manifest(str(single)), read_manifest(str(out))
+    assert one is not None and fan is not None
+    assert fan["job"] == one["job"] == "backtest"
+    assert {t: v["rows"] for t, v in fan["outputs"].items()} == {
+        t: v["rows"] for t, v in one["outputs"].items()
+    }
+    assert fan["summary"]["combinations"] == one["summary"]["combinations"] == 8
+    assert fan["summary"]["symbols"] == one["summary"]["symbols"]
+    assert fan["inputs"]["prices"]["bytes"] == one["inputs"]["prices"]["bytes"]
+
+
+def test_a_shard_run_twice_leaves_no_duplicate_rows(
+    market: Path, scheduler: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "fanout"
+    folder = Path(shards.shard_url(str(out), 1, K))
+    monkeypatch.setenv("AWS_BATCH_JOB_ARRAY_INDEX", "1")
+    options = " ".join([*OPTIONS, "--scheduler", scheduler, "--run-id", "fanout"])
+    command = ["batch", "run", "backtest", str(market), str(out), "none"]
+    command.append(f"{options} --shard array/{K}")  # in this process, to save a start-up
+    assert run_cli(command).code == 0
+    first = _table(folder, "results")
+    assert run_cli(command).code == 0  # a Spot reclaim's retry: the same array child again
+    again = _table(folder, "results")
+    assert len(again) == len(first) > 0
+    assert not again.duplicated(KEYS["results"]).any()
+    # Shard 1 of 3 over 8 combinations holds combinations 2 .. 4 (8 // 3 = 2, 16 // 3 = 5).
+    assert len(again.drop_duplicates(["fast", "slow"])) == 3
+
+
+def test_merge_refuses_missing_or_different_shards(
+    market: Path, scheduler: str, tmp_path: Path
+) -> None:
+    out = tmp_path / "fanout"
+    argv = ["backtest", "--input", str(market), "--output", str(out), "--scheduler", scheduler]
+    argv += OPTIONS
+    too_many = run_cli([*argv, "--shard", "0/9"])
+    assert too_many.code == 2 and "use at most 8 shards" in too_many.stderr
+    assert run_cli([*argv, "--shard", "0/2"]).code == 0
+    missing = run_cli([*argv, "--merge-shards", "2"])
+    assert missing.code == 2 and "shard 1 of 2 has not committed" in missing.stderr
+    assert run_cli([*argv, "--shard", "1/2"]).code == 0
+    other = run_cli([*argv, "--fees-bps", "1", "--merge-shards", "2"])
+    assert other.code == 2 and "shard 0 ran with fees_bps=5.0 but the merge has 1.0" in other.stderr
+    assert read_manifest(str(out)) is None
+    assert run_cli([*argv, "--merge-shards", "2"]).code == 0
+    assert read_manifest(str(out)) is not None
