@@ -60,6 +60,13 @@ def _common_options() -> argparse.ArgumentParser:
     data.add_argument("--start", type=iso_date, metavar="YYYY-MM-DD", help="first date (inclusive)")
     data.add_argument("--end", type=iso_date, metavar="YYYY-MM-DD", help="last date (inclusive)")
     data.add_argument("--symbols", type=symbol_list, metavar="A,B,...", help="only these symbols")
+    data.add_argument(
+        "--on-bad-rows",
+        choices=["fail", "skip"],
+        default="fail",
+        help="a row with a missing, NaN, infinite or out-of-range value or an unknown side: "
+        "fail the run (default), or skip the row and list it in the manifest's summary",
+    )
     run = common.add_argument_group("run")
     run.add_argument(
         "--run-id", help="run identifier (default: AWS_BATCH_JOB_ID, else a UTC timestamp)"
@@ -69,6 +76,12 @@ def _common_options() -> argparse.ArgumentParser:
         action="store_true",
         help="replace another run's committed results in --output (a retry of the same run id "
         "always replaces its own)",
+    )
+    run.add_argument(
+        "--resume",
+        action="store_true",
+        help="reuse what an interrupted run of the same --run-id finished in --output "
+        "(automatic on an AWS Batch retry, AWS_BATCH_JOB_ATTEMPT > 1)",
     )
     run.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     cluster = common.add_argument_group("cluster")
@@ -219,7 +232,7 @@ def _generate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _settings(args: argparse.Namespace) -> RunSettings:
+def _settings(args: argparse.Namespace, *, resume: bool = False) -> RunSettings:
     if args.start and args.end and args.start > args.end:
         raise InputError(f"--start {args.start} is after --end {args.end}")
     return RunSettings(
@@ -231,11 +244,12 @@ def _settings(args: argparse.Namespace) -> RunSettings:
         end=args.end,
         symbols=args.symbols,
         overwrite=args.overwrite,
+        resume=resume or args.resume,
     )
 
 
 def _parameters(args: argparse.Namespace) -> dict[str, Any]:
-    skip = {"log_level"}
+    skip = {"log_level", "resume"}  # how a run was started, not what it computes
     params = {k: v for k, v in sorted(vars(args).items()) if k not in skip}
     if params.get("db_url"):  # the manifest is no place for a password
         from analytics.sink import redact
@@ -270,7 +284,8 @@ def _run_job(job: Job, args: argparse.Namespace) -> int:
     if ctx.role is Role.MNP_CHILD:
         log.info("node %d of %d: worker for job %s", ctx.node_index, ctx.num_nodes, ctx.job_id)
         return run_worker_node(ctx, options, os.environ)
-    settings = prepare_settings(job, args, _settings(args))
+    # A Batch retry (same job id, so same run id) resumes what the lost attempt finished.
+    settings = prepare_settings(job, args, _settings(args, resume=ctx.attempt > 1))
     target = _db_target(args)  # a bad URL or an unreadable secret fails before the job runs
     signal.signal(signal.SIGTERM, _on_sigterm)
     t0 = time.perf_counter()

@@ -10,23 +10,30 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import re
+import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import Any, Final, Literal
 
 import dask.dataframe as dd
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from analytics.errors import InputError
-from analytics.schemas import DATASETS, SIDES, Dataset
-from analytics.storage import full_url, join, open_fs
+from analytics.errors import InputError, StorageError
+from analytics.schemas import DATASETS, Dataset
+from analytics.storage import TRANSPORT_ERRORS, full_url, join, open_fs
+from analytics.validation import check_unique, check_values, collect_skips, report_skips
 
 _HIVE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=(.+)$")
 _SKIP_PREFIXES = ("_", ".")
+
+OnBadRows = Literal["fail", "skip"]
+#: ``--on-bad-rows`` choices. Only row-level problems are skippable (a missing, NaN, infinite
+#: or out-of-range value in a checked column, a side other than BUY/SELL); a file that cannot
+#: be read, a missing or retyped column, time zones and duplicate keys always fail.
+ON_BAD_ROWS: Final = ("fail", "skip")
 
 
 @dataclass(frozen=True)
@@ -46,6 +53,10 @@ class Selection:
     end: dt.date | None = None
     symbols: tuple[str, ...] | None = None
     extra_symbols: tuple[str, ...] = field(default=())
+    #: What to do with a row that fails a value check: fail the run, or drop the row.
+    on_bad_rows: OnBadRows = "fail"
+    #: Where skipped rows are reported: a Dask event topic (see :func:`skipped_rows`).
+    skip_topic: str | None = None
 
     @property
     def symbol_filter(self) -> tuple[str, ...] | None:
@@ -89,6 +100,18 @@ def _in_range(partition: Iterable[tuple[str, str]], sel: Selection, where: str) 
     return True
 
 
+def _is_remote(url: str) -> bool:
+    return "://" in url and not url.startswith("file://")
+
+
+def _storage_error(url: str, name: str, err: BaseException) -> StorageError:
+    return StorageError(
+        f"dataset {name!r}, file {url!r}: storage kept failing after its retries "
+        f"({type(err).__name__}: {err}); the input may be fine: run the job again, or raise "
+        "AWS_MAX_ATTEMPTS"
+    )
+
+
 def list_files(input_url: str, name: str, sel: Selection) -> list[DataFile]:
     """The dataset's Parquet files under ``input_url/name``, pruned by hive ``year``/``date``.
 
@@ -101,7 +124,11 @@ def list_files(input_url: str, name: str, sel: Selection) -> list[DataFile]:
         found = fs.find(path, detail=True) if fs.isdir(path) else {}
     except PermissionError as err:
         raise InputError(f"cannot list {root}: access denied ({err})", dataset=name) from err
+    except TRANSPORT_ERRORS as err:
+        raise _storage_error(root, name, err) from err
     except OSError as err:
+        if _is_remote(root):
+            raise _storage_error(root, name, err) from err
         raise InputError(f"cannot list {root}: {err}", dataset=name) from err
     files = []
     for key, info in sorted(found.items()):
@@ -205,72 +232,6 @@ def _time_bounds(ds: Dataset, sel: Selection) -> tuple[pa.Scalar | None, pa.Scal
     )
 
 
-def _first_bad_row(table: pa.Table, mask: pa.ChunkedArray, ds: Dataset) -> str:
-    index = int(np.flatnonzero(np.asarray(mask.to_numpy(zero_copy_only=False)))[0])
-    keys = [k for k in ds.key if k in table.column_names]
-    row = {k: table.column(k)[index].as_py() for k in keys}
-    return f"row {index}" + (f" ({', '.join(f'{k}={v}' for k, v in row.items())})" if row else "")
-
-
-def _check_values(table: pa.Table, ds: Dataset, url: str) -> None:
-    for name in table.column_names:
-        spec = ds.column(name)
-        col = table.column(name)
-        if not spec.nullable and col.null_count:
-            mask = pc.is_null(col)
-            raise InputError(
-                f"{col.null_count} missing value(s), first at {_first_bad_row(table, mask, ds)}",
-                dataset=ds.name,
-                file=url,
-                column=name,
-            )
-        if pa.types.is_floating(col.type) and not spec.nullable:
-            if name in ds.positive_columns:
-                rule, bad = "> 0", pc.invert(pc.and_(pc.is_finite(col), pc.greater(col, 0.0)))
-            elif name in ds.nonnegative_columns:
-                rule = ">= 0"
-                bad = pc.invert(pc.and_(pc.is_finite(col), pc.greater_equal(col, 0.0)))
-            else:
-                rule, bad = "finite", pc.invert(pc.is_finite(col))
-            n_bad = pc.sum(bad).as_py() or 0
-            if n_bad:
-                first = _first_bad_row(table, bad, ds)
-                value = col[int(np.flatnonzero(bad.to_numpy(zero_copy_only=False))[0])]
-                raise InputError(
-                    f"{n_bad} value(s) not {rule} (NaN, inf or out of range), first {value} "
-                    f"at {first}",
-                    dataset=ds.name,
-                    file=url,
-                    column=name,
-                )
-    if "side" in table.column_names:
-        sides = pc.unique(table.column("side").cast(pa.string())).to_pylist()
-        unexpected = sorted(set(sides) - set(SIDES))
-        if unexpected:
-            raise InputError(
-                f"unexpected side value(s) {unexpected}; expected exactly {list(SIDES)}",
-                dataset=ds.name,
-                file=url,
-                column="side",
-            )
-
-
-def check_unique(frame: pd.DataFrame, ds: Dataset, where: str) -> None:
-    """Raise when a key (for example symbol and date) appears twice in ``frame``."""
-    keys = [k for k in ds.key if k in frame.columns]
-    if not keys:
-        return
-    dup = frame.duplicated(keys, keep=False)
-    if dup.any():
-        first = frame.loc[dup, keys].iloc[0].to_dict()
-        raise InputError(
-            f"{int(dup.sum())} rows share a key ({', '.join(keys)}); first {first}",
-            dataset=ds.name,
-            file=where,
-            column=", ".join(keys),
-        )
-
-
 def _row_groups(meta: pq.FileMetaData, column: str, low: Any, high: Any) -> list[int] | None:
     """Row groups whose statistics on ``column`` may overlap [low, high] (None: read all)."""
     names = [meta.schema.column(i).name for i in range(meta.num_columns)]
@@ -338,7 +299,17 @@ def read_file(
         raise InputError(f"file not found: {err}", dataset=name, file=url) from err
     except PermissionError as err:
         raise InputError(f"access denied: {err}", dataset=name, file=url) from err
-    except (pa.ArrowException, OSError, ValueError) as err:
+    except TRANSPORT_ERRORS as err:
+        raise _storage_error(url, name, err) from err
+    except OSError as err:
+        if not isinstance(err, pa.ArrowException) and _is_remote(url):
+            raise _storage_error(url, name, err) from err
+        raise InputError(
+            f"not a readable Parquet file (corrupt, truncated or another format): {err}",
+            dataset=name,
+            file=url,
+        ) from err
+    except (pa.ArrowException, ValueError) as err:
         raise InputError(
             f"not a readable Parquet file (corrupt, truncated or another format): {err}",
             dataset=name,
@@ -366,7 +337,12 @@ def read_file(
     if mask is not None:
         table = table.filter(mask)
     table = table.select(wanted)
-    _check_values(table.drop_columns(absent), ds, url)
+    checked, skipped = check_values(table.drop_columns(absent), ds, url, sel.on_bad_rows)
+    if skipped:
+        for col in absent:
+            checked = checked.append_column(col, pa.nulls(checked.num_rows, ds.column(col).type))
+        table = checked.select(wanted)
+        report_skips(sel.skip_topic, skipped)
     if check_keys and set(ds.key) <= set(table.column_names) and table.num_rows:
         check_unique(table.to_pandas(), ds, url)
     return table
@@ -409,3 +385,22 @@ def read_dataset(
     reader = functools.partial(_read_frame, name=name, columns=columns, sel=sel)
     frame = dd.from_map(reader, files, meta=meta, label=f"read-{name}", enforce_metadata=False)
     return frame, files
+
+
+# ---------------------------------------------------------------------------------------------
+# --on-bad-rows skip: what was dropped goes to the manifest through Dask events
+
+
+def with_bad_rows(sel: Selection, on_bad_rows: str) -> Selection:
+    """``sel`` with the ``--on-bad-rows`` policy; ``skip`` gets a fresh event topic."""
+    if on_bad_rows not in ON_BAD_ROWS:
+        raise InputError(f"--on-bad-rows {on_bad_rows!r}: expected one of {list(ON_BAD_ROWS)}")
+    if on_bad_rows == "fail":
+        return replace(sel, on_bad_rows="fail", skip_topic=None)
+    return replace(sel, on_bad_rows="skip", skip_topic=f"finbatch-skipped-{uuid.uuid4().hex}")
+
+
+def skipped_rows(client: Any, *selections: Selection) -> list[dict[str, Any]]:
+    """What the reads of ``selections`` skipped (for the manifest's summary), one record per
+    (dataset, file, column, reason), each file counted once even if its task ran twice."""
+    return collect_skips(client, [s.skip_topic for s in selections if s.skip_topic])

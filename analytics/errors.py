@@ -42,3 +42,8 @@ class OutputError(FinbatchError):
     """The output folder cannot be written as asked (exit code 2: the arguments must change)."""
 
     exit_code = EXIT_BAD_INPUT
+
+
+class StorageError(FinbatchError):
+    """Storage (S3) kept failing after its retries: throttling, resets, timeouts (exit code 1:
+    the input may be fine, a later attempt may succeed)."""

@@ -9,11 +9,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from distributed import Client
 
+from analytics.checkpoint import Checkpoint, read_record, remove_record
 from analytics.datasets import DataFile
+from analytics.errors import InputError
 from analytics.output import RunOutput, WrittenPart, summarize_parts
 
 log = logging.getLogger(__name__)
@@ -31,6 +33,9 @@ class RunSettings:
     end: dt.date | None = None
     symbols: tuple[str, ...] | None = None
     overwrite: bool = False
+    #: Reuse what an earlier attempt of the same run id finished (an AWS Batch retry, or
+    #: ``--resume``); see :mod:`analytics.checkpoint`.
+    resume: bool = False
 
 
 @dataclass
@@ -48,6 +53,18 @@ class Job(Protocol):
     def add_arguments(self, parser: argparse.ArgumentParser) -> None: ...
 
     def run(self, client: Client, settings: RunSettings, args: argparse.Namespace) -> JobResult: ...
+
+
+class ResumableJob(Job, Protocol):
+    """A job that records its finished pieces and skips them when resumed."""
+
+    def run(
+        self,
+        client: Client,
+        settings: RunSettings,
+        args: argparse.Namespace,
+        checkpoint: Checkpoint | None = None,
+    ) -> JobResult: ...
 
 
 def prepare_settings(job: Job, args: argparse.Namespace, settings: RunSettings) -> RunSettings:
@@ -81,15 +98,54 @@ def execute(
     parameters: dict[str, Any],
     cluster_info: Callable[[], dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """Run ``job`` and commit its outputs: clear our tables, write them, manifest last."""
+    """Run ``job`` and commit its outputs: clear our tables, write them, manifest last.
+
+    A resumable job (``job.resumable``) records its finished pieces as it goes; a failed or
+    terminated run keeps them and the record (no manifest: the run does not exist), so that
+    the next attempt of the same run id in resume mode computes only the rest. Bad input
+    (:class:`InputError`) leaves nothing: a retry would fail the same way.
+    """
     out = RunOutput(settings.output_url)
-    out.prepare(settings.run_id, job.tables, overwrite=settings.overwrite)
+    resumable = bool(getattr(job, "resumable", False))
+    previous = read_record(settings.output_url) if settings.resume and resumable else None
+    if previous is not None and (previous.get("job"), previous.get("run_id")) != (
+        job.name,
+        settings.run_id,
+    ):
+        log.info(
+            "not resuming: %s records job %r run %r, not job %r run %r; starting from zero",
+            settings.output_url,
+            previous.get("job"),
+            previous.get("run_id"),
+            job.name,
+            settings.run_id,
+        )
+        previous = None
+    if settings.resume and not resumable:
+        log.info("the %s job does not resume: starting from zero", job.name)
+    out.prepare(
+        settings.run_id, job.tables, overwrite=settings.overwrite, keep_tables=previous is not None
+    )
+    if previous is None:
+        remove_record(settings.output_url)
+    checkpoint = (
+        Checkpoint(settings.output_url, job.name, settings.run_id, job.tables, parameters, previous)
+        if resumable
+        else None
+    )
     started = _now()
     t0 = time.perf_counter()
     try:
-        result = job.run(client, settings, args)
-    except BaseException:
-        out.discard(job.tables)  # no partial output: the tables of a failed run go
+        if checkpoint is not None:
+            result = cast(ResumableJob, job).run(client, settings, args, checkpoint)
+        else:
+            result = job.run(client, settings, args)
+    except BaseException as err:
+        if checkpoint is None or isinstance(err, InputError):
+            out.discard(job.tables)  # no partial output: the tables of a failed run go
+            remove_record(settings.output_url)
+        else:  # keep what finished for the next attempt; still no manifest
+            checkpoint.close()
         raise
     manifest: dict[str, Any] = {
         "job": job.name,
@@ -110,5 +166,9 @@ def execute(
         "summary": result.summary,
         "cluster": cluster_info() if cluster_info else {},
     }
+    if checkpoint is not None:
+        checkpoint.close()
     manifest["manifest_url"] = out.commit(manifest)
+    if checkpoint is not None:
+        checkpoint.finish()
     return manifest

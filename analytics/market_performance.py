@@ -23,8 +23,16 @@ from dask.delayed import delayed
 from distributed import Client
 
 from analytics import performance_kernel as pk
+from analytics.checkpoint import Checkpoint, load_arrays
 from analytics.constants import DEFAULT_BENCHMARK
-from analytics.datasets import DataFile, Selection, list_files, read_file
+from analytics.datasets import (
+    DataFile,
+    Selection,
+    list_files,
+    read_file,
+    skipped_rows,
+    with_bad_rows,
+)
 from analytics.errors import InputError
 from analytics.jobs import JobResult, RunSettings
 from analytics.output import WrittenPart, to_arrow, write_part
@@ -33,6 +41,8 @@ from analytics.progress import wait_with_progress
 #: Input bytes per bucket: a bucket's series stay well within a worker's memory.
 BYTES_PER_BUCKET = 24 * 2**20
 TABLE = "metrics"
+#: The benchmark series, kept for a resumed run: with it, a finished bucket needs nothing.
+BENCH_BLOB = "benchmark"
 log = logging.getLogger(__name__)
 
 
@@ -53,21 +63,38 @@ def _bucket_returns(urls: Sequence[str], *chunks: pk.Chunk) -> pk.Returns:
     return pk.daily_returns(pk.merge_chunks(chunks, urls))
 
 
-def _metrics_part(
+def _finish_bucket(
     output_url: str,
     index: int,
     rets: pk.Returns,
     bench: pk.Benchmark,
     symbols: Sequence[str] | None,
-) -> WrittenPart:
+) -> tuple[WrittenPart, list[str]]:
+    """Compute and write one bucket's part of ``metrics/``; hand back its symbols found."""
     frame = pk.period_metrics(rets, bench.days, bench.returns, symbols)
     table = to_arrow(frame, pk.metrics_schema())
-    return write_part(output_url, TABLE, index, table)
+    return write_part(output_url, TABLE, index, table), sorted(_symbols_found(rets, symbols))
 
 
 def _symbols_found(rets: pk.Returns, symbols: Sequence[str] | None) -> set[str]:
     names = {str(name) for name in rets.counts.index}
     return names if symbols is None else names & set(symbols)
+
+
+def _bench_arrays(bench: pk.Benchmark) -> dict[str, Any]:
+    return {"label": bench.label, "days": bench.days, "returns": bench.returns}
+
+
+def _load_bench(checkpoint: Checkpoint) -> pk.Benchmark | None:
+    blob = checkpoint.blob(BENCH_BLOB)
+    if blob is None:
+        return None
+    arrays = load_arrays(blob["url"])
+    return pk.Benchmark(str(arrays["label"]), arrays["days"], arrays["returns"])
+
+
+def _piece_key(bucket: int) -> str:
+    return f"bucket-{bucket:05d}"
 
 
 class MarketPerformance:
@@ -83,41 +110,76 @@ class MarketPerformance:
             "else the equal-weighted mean return of the selected symbols)",
         )
 
-    def run(self, client: Client, settings: RunSettings, args: argparse.Namespace) -> JobResult:
+    #: Records its finished buckets (:mod:`analytics.checkpoint`) and skips them on resume.
+    resumable = True
+
+    def run(
+        self,
+        client: Client,
+        settings: RunSettings,
+        args: argparse.Namespace,
+        checkpoint: Checkpoint | None = None,
+    ) -> JobResult:
         benchmark = args.benchmark or DEFAULT_BENCHMARK
-        sel = Selection(settings.start, settings.end, settings.symbols, extra_symbols=(benchmark,))
+        sel = with_bad_rows(
+            Selection(settings.start, settings.end, settings.symbols, extra_symbols=(benchmark,)),
+            args.on_bad_rows,
+        )
         files = list_files(settings.input_url, "prices", sel)
         urls = [f.url for f in files]
         threads = sum(client.nthreads().values()) or 1
         n = bucket_count(files, threads)
+        known: pk.Benchmark | None = None
+        finished: dict[int, dict[str, Any]] = {}
+        if checkpoint is not None:
+            checkpoint.begin({"prices": files}, {"buckets": n})
+            n = int(checkpoint.plan["buckets"])  # a resumed run keeps its bucket names
+            known = _load_bench(checkpoint)
+            if known is not None:  # a bucket is recorded only after the benchmark is
+                for b in range(n):
+                    piece = checkpoint.piece(_piece_key(b))
+                    if piece is not None:
+                        finished[b] = piece
+        todo = [b for b in range(n) if b not in finished]
 
         split = [
             delayed(_read_and_split, nout=n, pure=True)(url, i, sel, n)
             for i, url in enumerate(urls)
         ]
-        buckets = [
-            delayed(_bucket_returns, pure=True)(urls, *[pieces[b] for pieces in split])
-            for b in range(n)
-        ]
-        bench_parts = [
-            delayed(pk.benchmark_part, pure=True)(r, benchmark, settings.symbols) for r in buckets
-        ]
-        bench = delayed(pk.combine_benchmark, pure=True)(
-            bench_parts, benchmark, args.benchmark is not None
-        )
-        writes = [
-            delayed(_metrics_part, pure=True)(
+        # With the benchmark known, only the unfinished buckets are gathered at all.
+        needed = todo if known is not None else list(range(n))
+        buckets = {
+            b: delayed(_bucket_returns, pure=True)(urls, *[pieces[b] for pieces in split])
+            for b in needed
+        }
+        bench: Any = known
+        if known is None:
+            bench_parts = [
+                delayed(pk.benchmark_part, pure=True)(buckets[b], benchmark, settings.symbols)
+                for b in range(n)
+            ]
+            bench = delayed(pk.combine_benchmark, pure=True)(
+                bench_parts, benchmark, args.benchmark is not None
+            )
+        finishes = [
+            delayed(_finish_bucket, pure=True)(
                 settings.output_url, b, buckets[b], bench, settings.symbols
             )
-            for b in range(n)
+            for b in todo
         ]
-        found = [delayed(_symbols_found, pure=True)(r, settings.symbols) for r in buckets]
-        futures = client.compute([*writes, bench, *found])
+        futures = client.compute([*finishes, *([] if known is not None else [bench])])
+        if checkpoint is not None:
+            self._track(checkpoint, futures, todo, known is None)
+        if todo and checkpoint is not None and checkpoint.resumed:
+            log.info("%s: %d of %d bucket(s) to compute", self.name, len(todo), n)
         wait_with_progress(futures, self.name)
         results: list[Any] = client.gather(futures)
-        parts: list[WrittenPart] = results[:n]
-        used: pk.Benchmark = results[n]
-        symbols: set[str] = set().union(*results[n + 1 :])
+        used: pk.Benchmark = known if known is not None else results[len(todo)]
+        parts: list[WrittenPart] = [part for part, _ in results[: len(todo)]]
+        symbols: set[str] = set().union(*(found for _, found in results[: len(todo)]))
+        for piece in finished.values():
+            parts.append(Checkpoint.as_part(piece))
+            symbols.update(piece.get("symbols", ()))
         missing = sorted(set(settings.symbols or ()) - symbols)
         if missing:
             log.warning("no prices for %d selected symbol(s): %s", len(missing), missing[:20])
@@ -130,9 +192,35 @@ class MarketPerformance:
             parts=parts,
             inputs={"prices": files},
             summary={
+                "skipped_rows": skipped_rows(client, sel),
                 "benchmark": used.label,
                 "symbols": len(symbols),
                 "symbols_without_prices": missing,
                 "buckets": n,
             },
         )
+
+    @staticmethod
+    def _track(
+        checkpoint: Checkpoint, futures: list[Any], todo: list[int], with_bench: bool
+    ) -> None:
+        """Record the benchmark, then each bucket as it finishes (a bucket's write depends on
+        the benchmark, so the benchmark's future has finished by then)."""
+        bench_future = futures[len(todo)] if with_bench else None
+
+        def save_bench(bench: pk.Benchmark) -> None:
+            if checkpoint.blob(BENCH_BLOB) is None:
+                checkpoint.save_blob(BENCH_BLOB, _bench_arrays(bench))
+
+        def on_bucket(b: int) -> Any:
+            def record(result: tuple[WrittenPart, list[str]]) -> None:
+                if bench_future is not None:
+                    save_bench(bench_future.result(timeout=10))
+                checkpoint.add_piece(_piece_key(b), result[0], symbols=result[1])
+
+            return record
+
+        if bench_future is not None:
+            checkpoint.track(bench_future, save_bench)
+        for b, future in zip(todo, futures, strict=False):
+            checkpoint.track(future, on_bucket(b))

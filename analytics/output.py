@@ -91,11 +91,16 @@ class RunOutput:
             raise OutputError(f"cannot read {self.manifest_url}: {err}") from err
         return manifest
 
-    def prepare(self, run_id: str, tables: Sequence[str], *, overwrite: bool) -> None:
+    def prepare(
+        self, run_id: str, tables: Sequence[str], *, overwrite: bool, keep_tables: bool = False
+    ) -> None:
         """Make the folder ready for this run: refuse another run's results, clear our tables.
 
         A manifest of the same run id (a retry) or ``overwrite`` lets the run replace it. The
         manifest goes first, so an interrupted clean-up never leaves a run that looks complete.
+        ``keep_tables`` (a resumed run) leaves the tables to
+        :meth:`analytics.checkpoint.Checkpoint.begin`, which keeps the verified finished pieces
+        once the job has listed its inputs and deletes the rest.
         """
         try:
             previous = self.read_manifest()
@@ -109,7 +114,7 @@ class RunOutput:
                     )
                 log.info("replacing the committed run %r in %s", other, self.url)
                 self.fs.rm(join(self.path, MANIFEST))
-            for table in tables:
+            for table in () if keep_tables else tables:
                 folder = join(self.path, table)
                 if self.fs.exists(folder):
                     self.fs.rm(folder, recursive=True)

@@ -20,11 +20,12 @@ from distributed import Client
 
 from analytics import risk_kernel as rk
 from analytics.arguments import iso_date
-from analytics.datasets import Selection, check_unique, dataset, read_dataset
+from analytics.datasets import Selection, dataset, read_dataset, skipped_rows, with_bad_rows
 from analytics.errors import InputError
 from analytics.jobs import JobResult, RunSettings
 from analytics.output import write_part
 from analytics.progress import wait_with_progress
+from analytics.validation import check_unique
 
 log = logging.getLogger(__name__)
 
@@ -178,9 +179,9 @@ class Risk:
         as_of: dt.date = args.as_of
         if settings.start or settings.end:
             log.warning("risk ignores --start/--end: its window is --as-of and --lookback-days")
-        pos_frame, pos_files = read_dataset(
-            settings.input_url, "positions", Selection(as_of, as_of, settings.symbols)
-        )
+        on_bad_rows = getattr(args, "on_bad_rows", "fail")
+        pos_sel = with_bad_rows(Selection(as_of, as_of, settings.symbols), on_bad_rows)
+        pos_frame, pos_files = read_dataset(settings.input_url, "positions", pos_sel)
         positions = _compute(client, pos_frame, "risk: positions")
         positions = positions[positions["quantity"] != 0]
         if positions.empty:
@@ -191,7 +192,7 @@ class Risk:
         held = tuple(sorted(positions["symbol"].astype(str).unique()))
 
         window = int(args.lookback_days * CALENDAR_DAYS_PER_SESSION) + 10
-        sel = Selection(as_of - dt.timedelta(days=window), as_of, held)
+        sel = with_bad_rows(Selection(as_of - dt.timedelta(days=window), as_of, held), on_bad_rows)
         price_frame, price_files = read_dataset(
             settings.input_url, "prices", sel, columns=["symbol", "date", "close"]
         )
@@ -256,5 +257,6 @@ class Risk:
                 "scenarios": len(returns),
                 "scenario_start": returns.index[0].date(),
                 "scenario_end": returns.index[-1].date(),
+                "skipped_rows": skipped_rows(client, pos_sel, sel),
             },
         )

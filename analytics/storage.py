@@ -2,21 +2,70 @@
 
 The S3 endpoint and credentials come from the standard AWS environment (``AWS_ENDPOINT_URL``,
 ``AWS_PROFILE``, instance and task roles): there is no test-only branch here.
+
+Retries: every S3 request is retried by botocore in its ``standard`` mode (exponential backoff
+with jitter, up to 20 s between attempts) for up to :data:`S3_MAX_ATTEMPTS` attempts: throttling
+(``503 SlowDown``), 5xx answers, connection resets and timeouts. botocore's own default is the
+``legacy`` mode with 5 attempts, too few for a large job that S3 throttles for a minute. The
+standard AWS environment variables ``AWS_RETRY_MODE`` and ``AWS_MAX_ATTEMPTS`` override these
+defaults, each on its own (a ``retry_mode``/``max_attempts`` in an AWS config-file profile does
+not: the explicit defaults win over the file). s3fs adds its own few retries of a failed read
+on top.
 """
 
 from __future__ import annotations
 
+import os
 import posixpath
+from collections.abc import Mapping
 from typing import Any
 
 import fsspec
 from fsspec.core import url_to_fs
 
+#: Attempts per S3 request (the first and its retries) unless AWS_MAX_ATTEMPTS says otherwise.
+S3_MAX_ATTEMPTS = 10
+S3_RETRY_MODE = "standard"
+
+
+def s3_options(env: Mapping[str, str] = os.environ) -> dict[str, Any]:
+    """The s3fs options finbatch sets: retry defaults for what the AWS environment leaves unset
+    (a value set here would override the environment's: botocore reads those itself)."""
+    retries: dict[str, Any] = {}
+    if not env.get("AWS_RETRY_MODE"):
+        retries["mode"] = S3_RETRY_MODE
+    if not env.get("AWS_MAX_ATTEMPTS"):
+        retries["max_attempts"] = S3_MAX_ATTEMPTS
+    return {"config_kwargs": {"retries": retries}} if retries else {}
+
 
 def open_fs(url: str) -> tuple[Any, str]:
     """Return ``(filesystem, path)`` for ``url``; a plain path is a local folder."""
-    fs, path = url_to_fs(url)
+    options = s3_options() if url.startswith(("s3://", "s3a://")) else {}
+    fs, path = url_to_fs(url, **options)
     return fs, path.rstrip("/")
+
+
+def _transport_errors() -> tuple[type[BaseException], ...]:
+    errors: list[type[BaseException]] = []
+    try:
+        from botocore.exceptions import BotoCoreError
+
+        errors.append(BotoCoreError)
+    except ImportError:  # no S3 support installed: local folders only
+        pass
+    try:
+        from aiohttp import ClientError
+
+        errors.append(ClientError)
+    except ImportError:
+        pass
+    return tuple(errors)
+
+
+#: What the S3 client raises when requests keep failing below the HTTP level (connection
+#: resets, endpoint unreachable) once its retries are spent; s3fs turns HTTP errors into OSError.
+TRANSPORT_ERRORS: tuple[type[BaseException], ...] = _transport_errors()
 
 
 def join(url: str, *parts: str) -> str:

@@ -28,12 +28,21 @@ from dask.delayed import Delayed, delayed
 from distributed import Client, Future, wait
 
 from analytics import sessions
-from analytics.backtest import data, portfolio
+from analytics.backtest import data, portfolio, shards
 from analytics.backtest.engine import Execution
 from analytics.backtest.grid import build_combinations, combination_count, grid_option, take
+from analytics.backtest.resume import load_part, recorder, sweep_and_keep
 from analytics.backtest.strategies import registry
 from analytics.backtest.sweep import RESULTS, Sweep, combine_all, sweep_task
-from analytics.datasets import DataFile, Selection, list_files, read_file
+from analytics.checkpoint import Checkpoint
+from analytics.datasets import (
+    DataFile,
+    Selection,
+    list_files,
+    read_file,
+    skipped_rows,
+    with_bad_rows,
+)
 from analytics.errors import InputError
 from analytics.jobs import JobResult, RunSettings
 from analytics.output import WrittenPart
@@ -181,6 +190,7 @@ class Backtest:
             "(other days: nothing to do, exit 0)",
         )
         sessions.add_calendar_argument(parser)
+        shards.add_arguments(parser)
 
     def _resolve_end(self, client: Client, settings: RunSettings, month: dt.date) -> dt.date:
         if settings.end is not None:
@@ -201,14 +211,29 @@ class Backtest:
     def prepare(self, args: argparse.Namespace, settings: RunSettings) -> RunSettings:
         """Before any cluster or output: the grid is valid, and ``--as-of-month previous`` is
         resolved with the exchange calendar (or there is nothing to do today)."""
-        build_combinations(registry()[args.strategy], args.grid)
+        combos = build_combinations(registry()[args.strategy], args.grid)
+        settings = shards.prepare(args, settings, combination_count(combos))
         if args.as_of_month is not None:
             args.as_of_month = sessions.resolve_month(args.as_of_month, args.calendar)
         return settings
 
-    def run(self, client: Client, settings: RunSettings, args: argparse.Namespace) -> JobResult:
+    #: Records its finished sweep tasks (:mod:`analytics.checkpoint`); skips them on resume.
+    resumable = True
+
+    def run(
+        self,
+        client: Client,
+        settings: RunSettings,
+        args: argparse.Namespace,
+        checkpoint: Checkpoint | None = None,
+    ) -> JobResult:
         strategy = registry()[args.strategy]
         combos = build_combinations(strategy, args.grid)
+        if getattr(args, "merge_shards", None) is not None:
+            return self._merge(client, settings, args, combos)
+        if getattr(args, "shard", None) is not None:
+            index, count = (int(v) for v in str(args.shard).split("/"))
+            combos = take(combos, shards.shard_slice(combination_count(combos), index, count))
         n_combos = combination_count(combos)
         ex = Execution(
             args.fill, args.direction == "long-short", args.fees_bps / 1e4, args.slippage_bps / 1e4
@@ -219,11 +244,14 @@ class Backtest:
             end = self._resolve_end(client, settings, dt.datetime.strptime(month, "%Y-%m").date())
         if settings.start and end and settings.start > end:
             raise InputError(f"--start {settings.start} is after the end {end}")
-        sel = Selection(settings.start, end, settings.symbols)
+        sel = with_bad_rows(Selection(settings.start, end, settings.symbols), args.on_bad_rows)
         files = list_files(settings.input_url, "prices", sel)
         urls = [f.url for f in files]
         threads = sum(client.nthreads().values()) or 1
         n_buckets = bucket_count(files)
+        if checkpoint is not None:
+            checkpoint.begin({"prices": files}, {"buckets": n_buckets})
+            n_buckets = int(checkpoint.plan["buckets"])  # a resumed run keeps its names
 
         # Graph 1: read every file once, bucket the symbols, build the calendar.
         split = [
@@ -255,24 +283,47 @@ class Backtest:
         per_chunk = combinations_per_chunk(
             n_combos, len(calendar_days), n_symbols / len(used), len(used), threads
         )
+        if checkpoint is not None:  # depends on the cluster's threads: a resumed run keeps it
+            per_chunk = int(checkpoint.settle("per_chunk", per_chunk))
         chunks = portfolio.combination_slices(n_combos, per_chunk)
         sweep = Sweep(args.strategy, ex)
         writes: list[Delayed] = []
+        keys: list[str] = []
+        reused: list[WrittenPart] = []
         summaries: list[Delayed] = []
         candidates: list[Delayed] = []
         for p, chunk in enumerate(chunks):
             part_combos = take(combos, chunk)
             parts = []
             for i, b in enumerate(used):
-                task = delayed(sweep_task, nout=2, pure=True)(
-                    settings.output_url,
-                    p * len(used) + i,
-                    bucket_futures[b],
-                    days_future,
-                    part_combos,
-                    sweep,
-                )
+                index = p * len(used) + i
+                key = f"task-{index:05d}"
+                piece = checkpoint.piece(key) if checkpoint is not None else None
+                if piece is not None and checkpoint is not None:
+                    reused.append(Checkpoint.as_part(piece))
+                    parts.append(delayed(load_part, pure=True)(piece["blob"]["url"]))
+                    continue
+                if checkpoint is not None:
+                    task = delayed(sweep_and_keep, nout=2, pure=True)(
+                        checkpoint.blob_url(key),
+                        settings.output_url,
+                        index,
+                        bucket_futures[b],
+                        days_future,
+                        part_combos,
+                        sweep,
+                    )
+                else:
+                    task = delayed(sweep_task, nout=2, pure=True)(
+                        settings.output_url,
+                        index,
+                        bucket_futures[b],
+                        days_future,
+                        part_combos,
+                        sweep,
+                    )
                 writes.append(task[0])
+                keys.append(key)
                 parts.append(task[1])
             written, best = delayed(portfolio.summary_task, nout=2, pure=True)(
                 settings.output_url,
@@ -289,10 +340,25 @@ class Backtest:
             settings.output_url, combos, days_future, candidates, args.top
         )
         futures = client.compute([*writes, *summaries, final[0], final[1]])
+        if checkpoint is not None:
+            if checkpoint.resumed:
+                print(
+                    f"{self.name}: resuming: {len(reused)} of {len(reused) + len(writes)} "
+                    "sweep task(s) reused",
+                    flush=True,
+                )
+            for key, future in zip(keys, futures, strict=False):
+                checkpoint.track(future, recorder(checkpoint, key))
         _wait(futures, self.name)
         results: list[Any] = client.gather(futures)
         n_writes = len(writes) + len(summaries)
-        written_parts: list[WrittenPart] = [*results[:n_writes], *results[n_writes]]
+        computed = [r[0] if checkpoint is not None else r for r in results[: len(writes)]]
+        written_parts: list[WrittenPart] = [
+            *computed,
+            *reused,
+            *results[len(writes) : n_writes],
+            *results[n_writes],
+        ]
         top_frame: pd.DataFrame = results[n_writes + 1]
         print(
             f"{self.name}: top {len(top_frame)} of {n_combos:,} {args.strategy} combinations "
@@ -306,6 +372,7 @@ class Backtest:
             parts=written_parts,
             inputs={"prices": files},
             summary={
+                "skipped_rows": skipped_rows(client, sel),
                 "strategy": args.strategy,
                 "combinations": n_combos,
                 "symbols": n_symbols,
@@ -313,6 +380,21 @@ class Backtest:
                 "end": str(np.datetime64(int(calendar_days[-1]), "D")),
                 "buckets": len(used),
                 "combination_chunks": len(chunks),
-                "tasks": len(writes),
+                "tasks": len(writes) + len(reused),
             },
         )
+
+    def _merge(
+        self, client: Client, settings: RunSettings, args: argparse.Namespace, combos: Any
+    ) -> JobResult:
+        own = {name: getattr(args, name) for name in shards.SHARED_OPTIONS if hasattr(args, name)}
+        parts, files, summary, top_frame = shards.merge(
+            client, settings.output_url, combos, args.merge_shards, shards.jsonable(own), args.top
+        )
+        print(
+            f"{self.name}: merged {args.merge_shards} shards; top {len(top_frame)} of "
+            f"{summary['combinations']:,} {args.strategy} combinations:\n"
+            + _format_top(top_frame, list(combos)),
+            flush=True,
+        )
+        return JobResult(parts=parts, inputs={"prices": files}, summary=summary)

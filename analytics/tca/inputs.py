@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Final, TypeAlias
 
 import numpy as np
@@ -172,9 +172,7 @@ def _read_with_optional(url: str, name: str, sel: Selection) -> pa.Table:
 def read_timed(
     src: Source,
     name: str,
-    start: dt.date | None,
-    end: dt.date | None,
-    symbols: tuple[str, ...] | None,
+    sel: Selection,
     days: tuple[int, ...],
     n_buckets: int,
 ) -> list[Piece]:
@@ -184,7 +182,8 @@ def read_timed(
     are filtered to ``start .. end`` by ``ts``. Fills dated on a day that has no selected order
     are rejected: their order is missing.
     """
-    sel = Selection(None, None, symbols) if src.day is not None else Selection(start, end, symbols)
+    if src.day is not None:
+        sel = replace(sel, start=None, end=None)
     table = _read_with_optional(src.url, name, sel)
     if src.day is not None:
         row_day = np.full(table.num_rows, src.day, dtype=np.int64)

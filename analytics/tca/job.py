@@ -24,12 +24,12 @@ import datetime as dt
 import math
 import operator
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from distributed import Client, Future
 
-from analytics.datasets import DataFile, Selection, list_files
+from analytics.datasets import DataFile, Selection, list_files, skipped_rows, with_bad_rows
 from analytics.errors import InputError
 from analytics.jobs import JobResult, RunSettings
 from analytics.output import WrittenPart
@@ -96,12 +96,16 @@ class Plan:
     units: list[Future[Any]]
     ready: Future[Any]
     inputs: dict[str, list[DataFile]]
+    #: What the reads selected (its skip topic lists the rows --on-bad-rows skip dropped).
+    sel: Selection = field(default_factory=Selection)
 
 
 def plan(client: Client, settings: RunSettings, args: argparse.Namespace, kind: Kind) -> Plan:
     """Steps 1 to 6 of the module docstring, up to the barrier (nothing written yet)."""
     start, end = settings.start, settings.end
-    sel = Selection(start, end, settings.symbols)
+    sel = with_bad_rows(
+        Selection(start, end, settings.symbols), getattr(args, "on_bad_rows", "fail")
+    )
     files = {name: list_files(settings.input_url, name, sel) for name in DATASETS}
     urls = {name: [f.url for f in found] for name, found in files.items()}
     srcs = {name: inputs.sources(found) for name, found in files.items()}
@@ -133,7 +137,7 @@ def plan(client: Client, settings: RunSettings, args: argparse.Namespace, kind: 
             if name == "bars" and not span:
                 continue  # bars of a date without orders
             used[name].append(f)
-            args_ = (src, name, start, end, settings.symbols, span, n)
+            args_ = (src, name, sel, span, n)
             planned.append((span, client.submit(inputs.read_timed, *args_, pure=False)))
 
     units = []
@@ -174,7 +178,7 @@ def plan(client: Client, settings: RunSettings, args: argparse.Namespace, kind: 
     # Files of dates without orders are read only to reject their fills: the barrier waits.
     idle = [fut for span, fut in reads["fills"] if not span]
     ready = client.submit(tasks.barrier, counts, symbols, *id_checks, *idle, pure=False)
-    return Plan(days, n, units, ready, used)
+    return Plan(days, n, units, ready, used, sel)
 
 
 def _parts(client: Client, units: Sequence[Future[Any]], name: str) -> list[Future[Any]]:
@@ -228,7 +232,9 @@ class Tca:
         wait_with_progress(futures, self.name)
         results: list[Any] = client.gather(futures)
         parts: list[WrittenPart] = [*results[: len(writes)], *results[-3], *results[-2]]
-        return JobResult(parts=parts, inputs=p.inputs, summary=_summary(p, results[-1]))
+        summary = _summary(p, results[-1])
+        summary["skipped_rows"] = skipped_rows(client, p.sel)
+        return JobResult(parts=parts, inputs=p.inputs, summary=summary)
 
 
 class ExecutionReport:
@@ -272,6 +278,7 @@ class ExecutionReport:
             price_anomalies=c.price_anomalies,
             fills_without_bar=c.fills_without_bar,
             report=join(out, REPORT_FILE),
+            skipped_rows=skipped_rows(client, p.sel),
         )
         return JobResult(
             parts=[*results[: len(writes)], *written], inputs=p.inputs, summary=summary
