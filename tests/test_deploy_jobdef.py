@@ -52,6 +52,7 @@ PSEUDO = {
 }
 ROLE = "arn:aws:iam::123456789012:role/finbatch-JobRole-ABC"
 EXEC_ROLE = "arn:aws:iam::123456789012:role/finbatch-ExecutionRole-DEF"
+TOPIC = "arn:aws:sns:us-east-1:123456789012:finbatch-alerts"
 LOG_GROUP = "/aws/batch/finbatch"
 
 
@@ -220,6 +221,7 @@ def _template_definitions(given: dict[str, str]) -> dict[str, dict[str, Any]]:
         "JobRole": {"Ref": "finbatch-JobRole-ABC", "Arn": ROLE},
         "ExecutionRole": {"Ref": "finbatch-ExecutionRole-DEF", "Arn": EXEC_ROLE},
         "LogGroup": {"Ref": LOG_GROUP},
+        "AlertTopic": {"Ref": TOPIC},
     }
     ctx = Context(values, created, conditions(template, values))
     resources = template["Resources"]
@@ -261,6 +263,8 @@ def test_template_definitions_equal_the_cli(given: dict[str, str], cli: list[str
         EXEC_ROLE,
         "--log-group",
         LOG_GROUP,
+        "--summary-topic-arn",
+        TOPIC,
         "--data-url",
         "s3://acme-market-data/finbatch/data",
         "--results-url",

@@ -175,7 +175,15 @@ def test_job_role_reads_the_data_prefix_and_writes_the_results_prefix_only() -> 
     rest = set().union(*(_actions(s) for s in statements)) - {
         a for s in statements for a in _actions(s) if a.startswith("s3:")
     }
-    assert rest == {"cloudwatch:PutMetricData", "logs:CreateLogStream", "logs:PutLogEvents"}
+    assert rest == {
+        "cloudwatch:PutMetricData",
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+        "sns:Publish",
+    }
+    # The end-of-job summary goes to the stack's own alert topic, and nowhere else.
+    publish = next(s for s in statements if _actions(s) == {"sns:Publish"})
+    assert publish["Resource"] == _fake_attributes()["AlertTopic"]["Ref"]
     metrics = next(s for s in statements if _actions(s) == {"cloudwatch:PutMetricData"})
     assert metrics["Condition"] == {"StringEquals": {"cloudwatch:namespace": "finbatch"}}
     assert not any("*" in a for s in statements for a in _actions(s))

@@ -298,6 +298,6 @@ def test_sigterm_on_a_child_stops_its_worker(tmp_path: Path, cleanup: list[Simul
     sim.signal(1, signal.SIGTERM)
     assert child.wait(timeout=30) == 143
     assert "SIGTERM, stopping the worker" in "".join(sim.output[1])
-    sim.wait_for_output(0, r"lost node node-1", timeout=30)
+    sim.wait_for_output(0, r"lost node", timeout=60)
     sim.signal(0, signal.SIGTERM)
     assert main.wait(timeout=30) == 1

@@ -80,6 +80,11 @@ def _add_job_definition(commands: Any) -> None:
     p.add_argument("--execution-role-arn", metavar="ARN", help="the ECS execution role")
     p.add_argument("--log-group", metavar="NAME", help="CloudWatch log group (awslogs driver)")
     p.add_argument(
+        "--summary-topic-arn",
+        metavar="ARN",
+        help="SNS topic for the end-of-job summary line (the stack's alert topic)",
+    )
+    p.add_argument(
         "--data-url",
         default=_DEFAULTS.data_url,
         metavar="URL",
@@ -116,6 +121,7 @@ def spec_from_args(args: argparse.Namespace) -> JobDefinitionSpec:
         job_role_arn=args.job_role_arn,
         execution_role_arn=args.execution_role_arn,
         log_group=args.log_group,
+        summary_topic_arn=args.summary_topic_arn,
         data_url=args.data_url,
         results_url=args.results_url,
         timeout_seconds=args.timeout,

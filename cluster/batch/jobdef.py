@@ -38,6 +38,9 @@ MAIN_NODE = 0
 HOST_LOST = "Host EC2*"
 LOG_STREAM_PREFIX = "finbatch"
 TAGS = {"application": "finbatch"}
+#: The variable cluster.batch.publish reads (kept literal here: jobdef is pure and imports nothing
+#: that talks to AWS).
+SUMMARY_TOPIC_VARIABLE = "FINBATCH_SUMMARY_TOPIC"
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,8 @@ class JobDefinitionSpec:
     execution_role_arn: str | None = None
     #: CloudWatch log group (awslogs driver); None: Batch's default group.
     log_group: str | None = None
+    #: SNS topic the main node publishes its end-of-job summary line to (the alert topic).
+    summary_topic_arn: str | None = None
     #: Defaults of the ``input`` and ``output`` parameters shown to a console user.
     data_url: str = "s3://DATA-BUCKET/DATA-PREFIX"
     results_url: str = "s3://RESULTS-BUCKET/RESULTS-PREFIX"
@@ -115,6 +120,8 @@ def container(spec: JobDefinitionSpec) -> dict[str, Any]:
         "ulimits": [{"name": "nofile", "softLimit": spec.open_files, "hardLimit": spec.open_files}],
         "linuxParameters": {"sharedMemorySize": spec.shared_memory_mib},
     }
+    if spec.summary_topic_arn:
+        props["environment"] = [{"name": SUMMARY_TOPIC_VARIABLE, "value": spec.summary_topic_arn}]
     if spec.job_role_arn:
         props["jobRoleArn"] = spec.job_role_arn
     if spec.execution_role_arn:
