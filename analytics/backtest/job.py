@@ -28,6 +28,7 @@ from dask.delayed import Delayed, delayed
 from distributed import Client, Future, wait
 
 from analytics import sessions
+from analytics.arguments import positive_int
 from analytics.backtest import data, portfolio, shards
 from analytics.backtest.engine import Execution
 from analytics.backtest.grid import build_combinations, combination_count, grid_option, take
@@ -72,16 +73,6 @@ def _bps(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of basis points") from None
     if not 0 <= value < 10_000:
         raise argparse.ArgumentTypeError(f"{text!r} must be in [0, 10000) basis points")
-    return value
-
-
-def _top(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
     return value
 
 
@@ -180,7 +171,9 @@ class Backtest:
         )
         parser.add_argument("--fees-bps", type=_bps, default=0.0, metavar="F", help="default 0")
         parser.add_argument("--slippage-bps", type=_bps, default=0.0, metavar="S", help="default 0")
-        parser.add_argument("--top", type=_top, default=DEFAULT_TOP, metavar="N", help="default 10")
+        parser.add_argument(
+            "--top", type=positive_int, default=DEFAULT_TOP, metavar="N", help="default 10"
+        )
         parser.add_argument(
             "--as-of-month",
             type=sessions.relative_month,
