@@ -59,23 +59,44 @@ def symbol_bucket(names: Sequence[str] | npt.NDArray[np.object_], n_buckets: int
     )
 
 
-def split_table(table: pa.Table, file_index: int, n_buckets: int) -> list[Chunk]:
-    """Cut one file's ``symbol, date, close`` rows into ``n_buckets`` chunks by symbol."""
+@dataclass(frozen=True)
+class SymbolCut:
+    """One file's rows, with the order that groups them by symbol bucket."""
+
+    names: npt.NDArray[np.object_]
+    codes: npt.NDArray[np.int32]
+    days: npt.NDArray[np.int32]
+    #: ``order[bounds[b]:bounds[b + 1]]`` are the rows of bucket ``b``.
+    order: IntArray
+    bounds: IntArray
+
+    def rows(self, bucket: int) -> IntArray:
+        return self.order[self.bounds[bucket] : self.bounds[bucket + 1]]
+
+
+def cut_by_symbol(table: pa.Table, n_buckets: int) -> SymbolCut:
+    """Symbol codes, days and the row order by bucket of a ``symbol, date, ...`` table."""
     symbol = table.column("symbol").unify_dictionaries().combine_chunks()
     if not isinstance(symbol, pa.DictionaryArray):
         symbol = symbol.dictionary_encode()
     names = np.asarray(symbol.dictionary.to_pylist(), dtype=object)
     codes = symbol.indices.to_numpy(zero_copy_only=False).astype(np.int32)
     days = table.column("date").cast(pa.int32()).to_numpy().astype(np.int32)
-    close = table.column("close").to_numpy().astype(np.float64)
     row_bucket = symbol_bucket(names, n_buckets)[codes] if len(names) else codes.astype(np.int64)
     order = np.argsort(row_bucket, kind="stable")
     bounds = np.searchsorted(row_bucket[order], np.arange(n_buckets + 1))
-    files = np.full(len(codes), file_index, dtype=np.int32)
+    return SymbolCut(names, codes, days, order, bounds)
+
+
+def split_table(table: pa.Table, file_index: int, n_buckets: int) -> list[Chunk]:
+    """Cut one file's ``symbol, date, close`` rows into ``n_buckets`` chunks by symbol."""
+    cut = cut_by_symbol(table, n_buckets)
+    close = table.column("close").to_numpy().astype(np.float64)
+    files = np.full(len(cut.codes), file_index, dtype=np.int32)
     chunks = []
     for b in range(n_buckets):
-        rows = order[bounds[b] : bounds[b + 1]]
-        chunks.append(Chunk(names, codes[rows], days[rows], close[rows], files[rows]))
+        rows = cut.rows(b)
+        chunks.append(Chunk(cut.names, cut.codes[rows], cut.days[rows], close[rows], files[rows]))
     return chunks
 
 

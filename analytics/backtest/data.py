@@ -16,7 +16,7 @@ import pyarrow as pa
 
 from analytics.backtest.prices import PriceMatrix
 from analytics.errors import InputError
-from analytics.performance_kernel import symbol_bucket
+from analytics.performance_kernel import cut_by_symbol
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
@@ -47,22 +47,16 @@ def _empty() -> Rows:
 
 def split_rows(table: pa.Table, file_index: int, n_buckets: int) -> list[Rows]:
     """Cut one file's ``symbol, date, open, close`` rows into ``n_buckets`` by symbol."""
-    symbol = table.column("symbol").unify_dictionaries().combine_chunks()
-    if not isinstance(symbol, pa.DictionaryArray):
-        symbol = symbol.dictionary_encode()
-    names = np.asarray(symbol.dictionary.to_pylist(), dtype=object)
-    codes = symbol.indices.to_numpy(zero_copy_only=False).astype(np.int32)
-    days = table.column("date").cast(pa.int32()).to_numpy().astype(np.int32)
+    cut = cut_by_symbol(table, n_buckets)
     open_ = table.column("open").to_numpy().astype(np.float64)
     close = table.column("close").to_numpy().astype(np.float64)
-    row_bucket = symbol_bucket(names, n_buckets)[codes] if len(names) else codes.astype(np.int64)
-    order = np.argsort(row_bucket, kind="stable")
-    bounds = np.searchsorted(row_bucket[order], np.arange(n_buckets + 1))
-    files = np.full(len(codes), file_index, dtype=np.int32)
+    files = np.full(len(cut.codes), file_index, dtype=np.int32)
     pieces = []
     for b in range(n_buckets):
-        rows = order[bounds[b] : bounds[b + 1]]
-        pieces.append(Rows(names, codes[rows], days[rows], open_[rows], close[rows], files[rows]))
+        rows = cut.rows(b)
+        pieces.append(
+            Rows(cut.names, cut.codes[rows], cut.days[rows], open_[rows], close[rows], files[rows])
+        )
     return pieces
 
 
