@@ -197,7 +197,6 @@ def main_node(ctx: NodeContext, host: str, opts: MnpOptions) -> Iterator[Client]
         )
     else:
         bundle = tls.make_bundle(job_id)
-        tls.publish(bundle, bundle_at)
         security = bundle.security()
     _clear_logs(opts.output_url)
     # Start once --min-nodes (default: all) joined; fail only below an explicit --min-nodes:
@@ -224,6 +223,10 @@ def main_node(ctx: NodeContext, host: str, opts: MnpOptions) -> Iterator[Client]
     cluster.scheduler.add_plugin(watch, name="finbatch-node-watch")
     for address in list(cluster.scheduler.workers):  # the main node's worker is already up
         watch.add_worker(cluster.scheduler, address)
+    if not opts.insecure:
+        # Published only now: no child can join (or leave) before the watch sees it.
+        tls.publish(bundle, bundle_at)
+        log.info("TLS bundle for the child nodes published at %s", bundle_at)
     client = Client(cluster, security=security)
     try:
         wait_for_nodes(client, start_with, ctx.num_nodes, opts.wait_for_nodes)

@@ -210,7 +210,7 @@ def test_client_without_the_job_credentials_is_refused(
     cleanup.append(sim)
     sim.start(0)  # waits for its child: the scheduler is up meanwhile
     bundle = tmp_path / "out" / "_cluster" / "tls-attempt-1.json"
-    sim.wait_for_output(0, r"node node-0 \(main\) joined", timeout=60)
+    sim.wait_for_output(0, r"TLS bundle for the child nodes published", timeout=60)
     assert bundle.exists()
     address = f"{node_host(0)}:{sim.ports[0]}"
     # A stranger with its own certificate: the scheduler's TLS handshake refuses it.
@@ -298,6 +298,6 @@ def test_sigterm_on_a_child_stops_its_worker(tmp_path: Path, cleanup: list[Simul
     sim.signal(1, signal.SIGTERM)
     assert child.wait(timeout=30) == 143
     assert "SIGTERM, stopping the worker" in "".join(sim.output[1])
-    sim.wait_for_output(0, r"lost node", timeout=60)
+    sim.wait_for_output(0, r"lost node node-1", timeout=60)
     sim.signal(0, signal.SIGTERM)
     assert main.wait(timeout=30) == 1

@@ -22,7 +22,8 @@ Why each setting is what it is:
   process and Python's multiprocessing (queues, semaphores) use it, and a full /dev/shm kills a
   worker with a bus error. It is tmpfs: it costs memory only when used.
 - **timeout**: covers the whole job (all nodes); on timeout Batch sends SIGTERM, and the main
-  node abandons the job, commits nothing and exits 1. A timed-out job is not retried.
+  node abandons the job, records what finished (no manifest) and exits 1. A timed-out job is
+  not retried.
 """
 
 from __future__ import annotations
