@@ -85,7 +85,7 @@ def test_tca_hand_day_one_worker(one_worker: str) -> None:
         "orders": 0,
     }
 
-    # by_broker: BK1 = O1 + O3 (O3 never filled: notional 0, no weight), BK2 = O2.
+    # by_broker: BK1 = O1 + O3 (O3 never filled: notional NaN, no weight), BK2 = O2.
     brokers = read_table(one_worker, "by_broker").set_index("broker")
     assert brokers["n_orders"].to_dict() == {"BK1": 2, "BK2": 1}
     assert_close(brokers.loc["BK1", "notional"], 101050.0, "notional")

@@ -224,7 +224,7 @@ EXPECTED: dict[str, dict[str, float]] = {
         "fill_rate": 0.0,
         "n_fills": 0,
         "avg_price": math.nan,
-        "notional": 0.0,
+        "notional": math.nan,  # filled_quantity x avg_price = 0 x NaN
         "participation": 0.0,
         "arrival_cost_bps": math.nan,
         "vwap_slippage_bps": math.nan,
@@ -367,7 +367,8 @@ def test_group_costs_by_hand() -> None:
     # impact: O2's is NaN, so O1 alone.
     for stat in ("mean", "p50", "p90"):
         assert_close(d1[f"impact_bps_{stat}"], EXPECTED["O1"]["impact_bps"], stat)
-    # D2 is O3 alone, never filled: notional 0, no weight, NaN statistics; its IS still sums.
+    # D2 is O3 alone, never filled: notional NaN (summed: 0), no weight, NaN statistics; its IS
+    # still sums.
     d2 = desks.loc["D2"]
     assert d2["n_orders"] == 1 and d2["notional"] == 0.0 and d2["is_total"] == 1000.0
     assert np.isnan(d2[aggregate.metric_columns()].to_numpy(dtype=float)).all()
@@ -422,7 +423,8 @@ def test_partition_without_fills_or_bars() -> None:
     p = kernel.join(DAY, orders, hand_fills().iloc[[]], hand_bars()[1].iloc[[]])
     costs = kernel.order_costs(p)
     assert costs["flag_no_bars"].tolist() == [True]
-    assert costs["filled_quantity"].tolist() == [0.0] and costs["notional"].tolist() == [0.0]
+    assert costs["filled_quantity"].tolist() == [0.0]
+    assert math.isnan(costs["notional"].iloc[0])
     for name in ("arrival_mid", "market_volume", "interval_vwap", "is_total", "impact_bps"):
         assert math.isnan(costs.loc[0, name]), name
     execution, exceptions = report.execution_columns(p, costs)

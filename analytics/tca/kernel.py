@@ -241,10 +241,10 @@ def join(
 def order_costs(p: Partition) -> pd.DataFrame:
     """The per-order metrics and flags of the README's ``## tca``, one row per order of ``p``.
 
-    Orders without fills have filled_quantity 0, fill_rate 0, notional 0 (nothing traded),
-    avg_price and the price-based costs NaN, and a defined implementation shortfall (its
-    opportunity term). Divisions by zero give NaN (participation with no market volume,
-    interval_vwap with no bar in the interval).
+    Orders without fills have filled_quantity 0, fill_rate 0, avg_price, notional
+    (filled_quantity x avg_price) and the price-based costs NaN, and a defined implementation
+    shortfall (its opportunity term). Divisions by zero give NaN (participation with no market
+    volume, interval_vwap with no bar in the interval).
     """
     n = len(p.orders)
     s, qty, bars = p.sign, p.quantity, p.bars
@@ -257,7 +257,7 @@ def order_costs(p: Partition) -> pd.DataFrame:
     fill_mid = take_or_nan(bars.mid, p.fill_bar)
     with np.errstate(divide="ignore", invalid="ignore"):
         avg = np.where(filled > 0, value / np.where(filled > 0, filled, 1.0), np.nan)
-        notional = np.where(filled > 0, filled * avg, 0.0)
+        notional = filled * avg  # the contract's filled_quantity x avg_price: NaN unfilled
         arrival_mid = take_or_nan(bars.mid, bars.last_at_or_before(p.sym, p.arrival))
         end_mid = take_or_nan(bars.mid, bars.last_at_or_before(p.sym, p.end))
         lo = bars.position(p.sym, p.arrival, "left")
