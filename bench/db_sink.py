@@ -50,21 +50,10 @@ import pyarrow.parquet as pq
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from analytics import sink
+from analytics.performance_kernel import METRIC_COLUMNS
 from tests.postgres import local_postgres
 
-FLOATS = (
-    "total_return",
-    "annual_return",
-    "annual_volatility",
-    "sharpe",
-    "sortino",
-    "max_drawdown",
-    "calmar",
-    "beta",
-    "alpha",
-    "var_95",
-    "cvar_95",
-)
+FLOATS = METRIC_COLUMNS  # the job's own column list
 
 
 def make_rows(n: int, seed: int = 0) -> pa.Table:

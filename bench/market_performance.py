@@ -61,6 +61,8 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
+from analytics.performance_kernel import METRIC_COLUMNS
+
 DEFAULT_DATA = Path("/tmp/finbatch-bench/data")
 LAST_DAY = dt.date(2024, 12, 31)
 BENCHMARK = "SPX"
@@ -71,19 +73,7 @@ TOLERANCE = 1e-9
 
 KEY = ("symbol", "period")
 PERIOD_COLUMNS = ("start", "end", "n_returns")
-METRICS = (
-    "total_return",
-    "annual_return",
-    "annual_volatility",
-    "sharpe",
-    "sortino",
-    "max_drawdown",
-    "calmar",
-    "beta",
-    "alpha",
-    "var_95",
-    "cvar_95",
-)
+METRICS = METRIC_COLUMNS  # the job's own column list
 READ_COLUMNS = ("symbol", "date", "close")
 
 # The children print one JSON line; ``done`` is the wall-clock time (epoch seconds) at which the
