@@ -22,6 +22,7 @@ RUN python -m venv /opt/finbatch \
 COPY pyproject.toml README.md entrypoint.py ./
 COPY analytics/ analytics/
 COPY cluster/ cluster/
+COPY finbatch/ finbatch/
 RUN pip install --no-cache-dir --no-build-isolation --constraint constraints.txt . \
     && pip check \
     && finbatch --help > /dev/null
@@ -47,6 +48,6 @@ WORKDIR /home/finbatch
 # Dask scheduler and dashboard of a multi-node job's main node (bound to its private address).
 EXPOSE 8786 8787
 
-# The console script `finbatch` is entrypoint.py's main(): `docker run IMAGE JOB --input ...`.
+# The console script `finbatch` is entrypoint.py (a shim over finbatch.cli): `docker run IMAGE JOB --input ...`.
 ENTRYPOINT ["finbatch"]
 CMD ["--help"]

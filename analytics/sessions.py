@@ -24,10 +24,8 @@ pure given ``today``: tests pass it; a job passes ``None`` to mean "now".
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import functools
-import re
 import warnings
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -35,11 +33,9 @@ from zoneinfo import ZoneInfo
 import exchange_calendars as xcals
 
 from analytics.errors import EXIT_OK, FinbatchError, InputError
+from analytics.options import _MONTH, PREVIOUS_MONTH, PREVIOUS_SESSION
 
 DEFAULT_CALENDAR = "XNYS"
-PREVIOUS_SESSION = "previous-session"
-PREVIOUS_MONTH = "previous"
-_MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 
 
 class NothingToDo(FinbatchError):
@@ -107,38 +103,6 @@ def _check_range(cal: Any, today: dt.date) -> None:
 
 def _session(value: Any) -> dt.date:
     return dt.date.fromisoformat(str(value)[:10])
-
-
-def relative_date(text: str) -> str:
-    """argparse type: ``YYYY-MM-DD`` or ``previous-session`` (resolved later, with the calendar)."""
-    if text != PREVIOUS_SESSION:
-        try:
-            dt.date.fromisoformat(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"{text!r} is neither a date in YYYY-MM-DD form nor {PREVIOUS_SESSION!r}"
-            ) from None
-    return text
-
-
-def relative_month(text: str) -> str:
-    """argparse type: ``YYYY-MM`` or ``previous`` (resolved later, with the calendar)."""
-    match = _MONTH.match(text)
-    if text != PREVIOUS_MONTH and not (match and 1 <= int(match.group(2)) <= 12):
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is neither a month in YYYY-MM form nor {PREVIOUS_MONTH!r}"
-        )
-    return text
-
-
-def add_calendar_argument(parser: argparse.ArgumentParser) -> None:
-    """``--calendar NAME`` (default XNYS): the exchange whose sessions relative dates count."""
-    parser.add_argument(
-        "--calendar",
-        default=DEFAULT_CALENDAR,
-        metavar="NAME",
-        help=f"exchange calendar for relative dates (default {DEFAULT_CALENDAR})",
-    )
 
 
 def resolve_date(

@@ -48,9 +48,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from analytics.backtest.data import Rows
-from analytics.backtest.engine import Execution
-from analytics.backtest.sweep import Sweep, run_sweep
+from analytics.jobs.backtest.data import Rows
+from analytics.jobs.backtest.engine import Execution
+from analytics.jobs.backtest.sweep import Sweep, run_sweep
 
 FEE_BPS, SLIPPAGE_BPS = 10.0, 5.0
 TOLERANCE = 1e-9

@@ -3,7 +3,8 @@
 In one run, against the same server and the same rows (a ``metrics``-shaped table: two text
 keys, two dates, an integer and eleven float64 columns with NaN and ±inf), it measures:
 
-(a) finbatch's sink (:func:`analytics.sink.load_run`): committed Parquet parts, read in batches,
+(a) finbatch's sink (:func:`analytics.delivery.sink.load_run`): committed Parquet parts, read in
+batches,
     written as CSV by pyarrow and streamed to ``COPY ... FROM STDIN (FORMAT csv)`` in one
     transaction; first into an empty table, then again as a rerun of the same run id (DELETE of
     the run's 1,000,000 rows, then COPY), which is what an AWS Batch retry does;
@@ -49,8 +50,8 @@ import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from analytics import sink
-from analytics.performance_kernel import METRIC_COLUMNS
+from analytics.delivery import sink
+from analytics.jobs.market_performance.kernel import METRIC_COLUMNS
 from tests.postgres import local_postgres
 
 FLOATS = METRIC_COLUMNS  # the job's own column list

@@ -61,7 +61,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from analytics.performance_kernel import METRIC_COLUMNS
+from analytics.jobs.market_performance.kernel import METRIC_COLUMNS
 
 DEFAULT_DATA = Path("/tmp/finbatch-bench/data")
 LAST_DAY = dt.date(2024, 12, 31)

@@ -44,8 +44,8 @@ import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from analytics.data.schemas import BARS, FILLS, ORDERS
 from analytics.generate.writer import MarketWriter, to_table
-from analytics.schemas import BARS, FILLS, ORDERS
 from bench.market_performance import _finbatch, machine, print_table
 
 DEFAULT_DATA = Path("/tmp/finbatch-bench/tca")

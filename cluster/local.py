@@ -30,6 +30,9 @@ class ClusterSpec:
     threads_per_worker: int | None = None
     scheduler: str | None = None
     dashboard_address: str = "127.0.0.1:8787"
+    #: Worker processes (the default), or threads of this process: a small input is done
+    #: before worker processes would have started (they import the whole stack, ~1 s each).
+    processes: bool = True
 
     def local_size(self) -> tuple[int, int]:
         """Workers and threads per worker; by default the whole machine, one thread each."""
@@ -47,13 +50,18 @@ def connect(spec: ClusterSpec) -> Iterator[Client]:
             yield client
         return
     workers, threads = spec.local_size()
+    # Worker processes listen on loopback TCP; an in-process worker (one thread per CPU) talks
+    # to the scheduler over the in-process transport, which takes no host.
+    where: dict[str, Any] = {"host": "127.0.0.1"} if spec.processes else {"protocol": "inproc"}
+    if not spec.processes:
+        workers, threads = 1, workers * threads
     with (
         LocalCluster(
             n_workers=workers,
             threads_per_worker=threads,
-            processes=True,
-            host="127.0.0.1",
+            processes=spec.processes,
             dashboard_address=spec.dashboard_address,
+            **where,
             silence_logs=logging.ERROR,
         ) as cluster,
         Client(cluster) as client,

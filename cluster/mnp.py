@@ -28,8 +28,8 @@ from distributed import Client, LocalCluster, Nanny
 from distributed.diagnostics.plugin import SchedulerPlugin
 from distributed.security import Security
 
+from analytics.data.storage import is_local, join, open_fs
 from analytics.errors import FinbatchError
-from analytics.storage import is_local, join, open_fs
 from cluster import tls
 from cluster.context import NodeContext
 from cluster.local import machine_cpus

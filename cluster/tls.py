@@ -5,7 +5,7 @@ certificate with the node certificate and key (never the CA's key) under the run
 prefix (``_cluster/tls-attempt-N.json``), where the children, which run with the same job role,
 read it. The scheduler, every worker and the driver require a peer certificate signed by the
 job's CA, so a client without the job's credentials is refused at the TLS handshake. The bundle
-is deleted when the job ends. See the README's "Security" section for the threat model.
+is deleted when the job ends. See ``docs/aws.md`` for the threat model.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from distributed.security import Security
 
-from analytics.storage import is_local, join, open_fs
+from analytics.data.storage import is_local, join, open_fs
 from cluster.context import ClusterConfigError
 
 #: How long the job's certificates are valid (Batch's longest job timeout is far shorter).

@@ -131,9 +131,10 @@ def run_cli(args: Sequence[str]) -> CliResult:
 
 def read_manifest(output: str) -> dict[str, Any] | None:
     """The run's manifest, or None when the run was not committed."""
-    from analytics.output import RunOutput
+    from analytics.run.folder import RunFolder
 
-    return RunOutput(output).read_manifest()
+    manifest = RunFolder(output).read_manifest()
+    return None if manifest is None else manifest.to_json()
 
 
 def dump(obj: Any) -> str:

@@ -9,12 +9,12 @@ from collections.abc import Mapping
 import numpy as np
 import pytest
 
-from analytics.backtest import long_only
-from analytics.backtest.engine import Execution, Fill, Workspace, backtest, market
-from analytics.backtest.grid import build_combinations, combination_count, parse_grid
-from analytics.backtest.prices import PriceMatrix, rolling_extreme
-from analytics.backtest.stats import METRICS, TRADE_STATS
-from analytics.backtest.strategies import get, registry
+from analytics.jobs.backtest import long_only
+from analytics.jobs.backtest.engine import Execution, Fill, Workspace, backtest, market
+from analytics.jobs.backtest.grid import build_combinations, combination_count, parse_grid
+from analytics.jobs.backtest.prices import PriceMatrix, rolling_extreme
+from analytics.jobs.backtest.stats import METRICS, TRADE_STATS
+from analytics.jobs.backtest.strategies import get, registry
 from tests import test_backtest_reference as ref
 
 FILLS: tuple[Fill, ...] = ("next-open", "close")
@@ -155,7 +155,7 @@ def test_zero_costs_and_never_trading() -> None:
         prices, get("sma-cross").positions(prices, combos, False), ex, market(prices, "close")
     )
     assert np.all(stats.values["total_return"][0, prices.counts >= 2] == 0.0)
-    assert np.all(np.isnan(stats.values["sharpe"][0]))  # 0 / 0 std, as analytics.metrics
+    assert np.all(np.isnan(stats.values["sharpe"][0]))  # 0 / 0 std, as analytics.stats.metrics
     assert np.all(stats.values["n_trades"][0] == 0)
 
 

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from analytics import metrics
+from analytics.stats import metrics
 from tests import test_backtest_reference as ref
 from tests.conftest import read_manifest, run_cli
 
@@ -292,14 +292,14 @@ def test_bad_arguments_exit_2_without_output(
 
 def test_adding_a_strategy_touches_nothing_else(tmp_path: Path) -> None:
     """A new module in the strategies package is found by the registry and the CLI."""
-    import analytics.backtest.strategies as package
-    from analytics.backtest.strategies import registry
+    import analytics.jobs.backtest.strategies as package
+    from analytics.jobs.backtest.strategies import registry
 
     source = Path(package.__file__).parent
     module = source / "always_long.py"
     module.write_text(
         "import numpy as np\n"
-        "from analytics.backtest.strategies._base import Param, Strategy\n"
+        "from analytics.jobs.backtest.strategies._base import Param, Strategy\n"
         "def positions(prices, combos, long_short):\n"
         "    d, s = prices.shape\n"
         "    return np.ones((d, len(combos['k']), s), dtype=np.int8)\n"

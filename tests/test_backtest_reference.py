@@ -1,9 +1,9 @@
 """An independent backtester for the tests: plain Python loops over one symbol's days.
 
-It shares nothing with :mod:`analytics.backtest` but the definitions written in the README: the
-strategies' rules, the execution model and the statistics' conventions (metrics from
-:mod:`analytics.metrics`, as market-performance computes them). The other backtest tests import
-it; the tests at the bottom check it against a path worked out by hand.
+It shares nothing with :mod:`analytics.jobs.backtest` but the definitions written in the README:
+the strategies' rules, the execution model and the statistics' conventions (metrics from
+:mod:`analytics.stats.metrics`, as market-performance computes them). The other backtest tests
+import it; the tests at the bottom check it against a path worked out by hand.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from analytics import metrics
+from analytics.stats import metrics
 
 PPY = 252
 

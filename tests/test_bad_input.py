@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from analytics.schemas import PRICES, arrow_schema
+from analytics.data.schemas import PRICES, arrow_schema
 from tests.conftest import read_manifest, run_cli
 
 DAYS = pd.bdate_range("2024-01-02", "2024-02-29")
@@ -205,7 +205,7 @@ def test_bad_close(tmp_path: Path, scheduler: str, value: float) -> None:
 
 
 def test_bad_open_is_caught_when_the_column_is_read(tmp_path: Path) -> None:
-    from analytics.datasets import Selection, read_file
+    from analytics.data.datasets import Selection, read_file
     from analytics.errors import InputError
 
     frame = _prices()
@@ -260,9 +260,9 @@ def test_unknown_benchmark(tmp_path: Path, scheduler: str) -> None:
 
 
 def test_naive_timestamps_are_refused(tmp_path: Path) -> None:
-    from analytics.datasets import Selection, read_file
+    from analytics.data.datasets import Selection, read_file
+    from analytics.data.schemas import FILLS
     from analytics.errors import InputError
-    from analytics.schemas import FILLS
 
     frame = pd.DataFrame(
         {
@@ -347,8 +347,8 @@ def test_risk_position_in_unknown_symbol(tmp_path: Path, scheduler: str) -> None
 
 def test_absent_optional_column_reads_as_nulls(tmp_path: Path) -> None:
     """bars without the optional vwap column are valid: vwap comes back as nulls."""
-    from analytics.datasets import Selection, read_file
-    from analytics.schemas import BARS
+    from analytics.data.datasets import Selection, read_file
+    from analytics.data.schemas import BARS
 
     ts = pd.date_range("2024-01-02 14:30", periods=3, freq="min", tz="UTC")
     frame = pd.DataFrame(

@@ -447,8 +447,8 @@ def test_file_level_problems_fail_even_with_skip(
 
 
 def test_skip_counts_each_reason_and_drops_each_row_once() -> None:
-    from analytics.schemas import FILLS
-    from analytics.validation import check_values
+    from analytics.data.checks import check_values
+    from analytics.data.schemas import FILLS
 
     table = pa.table(
         {

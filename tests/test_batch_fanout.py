@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from analytics.backtest import shards
+from analytics.jobs.backtest import shards
 from tests.conftest import read_manifest, run_cli
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 import entrypoint
-from cluster.batch.sizing import InputSize, SizingRule, decide
+from finbatch.batch.sizing import InputSize, SizingRule, decide
 from tests.conftest import run_cli
 
 SYMBOLS = 30

@@ -19,10 +19,10 @@ import pandas as pd
 import pytest
 from moto import mock_aws
 
-from cluster.batch import submit
-from cluster.batch.gateway import BatchGateway
-from cluster.batch.metrics import NAMESPACE
-from cluster.batch.publish import publish_job_metrics
+from finbatch.batch import submit
+from finbatch.batch.gateway import BatchGateway
+from finbatch.batch.metrics import NAMESPACE
+from finbatch.batch.publish import publish_job_metrics
 from tests.conftest import read_manifest, run_cli
 
 REGION = "us-east-1"

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 import entrypoint
+from finbatch.runner import default_run_id
 from tests.conftest import read_manifest, run_cli
 
 
@@ -92,9 +93,9 @@ def test_start_after_end_is_bad_input(tmp_path: Path) -> None:
 
 
 def test_run_id_default_strips_the_node_index() -> None:
-    assert entrypoint.default_run_id({"AWS_BATCH_JOB_ID": "5a4f-11#3"}) == "5a4f-11"
-    assert entrypoint.default_run_id({"AWS_BATCH_JOB_ID": "5a4f-11"}) == "5a4f-11"
-    stamp = entrypoint.default_run_id({})
+    assert default_run_id({"AWS_BATCH_JOB_ID": "5a4f-11#3"}) == "5a4f-11"
+    assert default_run_id({"AWS_BATCH_JOB_ID": "5a4f-11"}) == "5a4f-11"
+    stamp = default_run_id({})
     assert len(stamp) == 16 and stamp.endswith("Z") and stamp[8] == "T"
 
 
@@ -187,7 +188,7 @@ def test_nan_metrics_stay_nan_in_parquet(tmp_path: Path) -> None:
     import pandas as pd
     import pyarrow.parquet as pq
 
-    from analytics.output import write_part
+    from analytics.run.folder import write_part
 
     frame = pd.DataFrame({"symbol": ["A", "B", None], "sharpe": [1.5, np.nan, 2.0]})
     part = write_part(str(tmp_path), "metrics", 0, frame)

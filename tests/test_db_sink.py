@@ -25,9 +25,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from analytics import pgcopy, sink
-from analytics.delivery import DELIVERIES
-from cluster.secrets import SecretError, parse_secret
+from analytics import jobs
+from analytics.delivery import pgcopy, sink
+from finbatch.secrets import SecretError, parse_secret
 from tests.conftest import read_manifest, run_cli
 from tests.postgres import Server, local_postgres
 
@@ -380,7 +380,7 @@ def test_jobs_load_their_tables_and_a_rerun_replaces(
     as_of = dt.date.fromisoformat(AS_OF)
     n_var = assert_table_loaded(pg_env, schema, risk_out, "risk", "var", as_of)
     n_contrib = assert_table_loaded(pg_env, schema, risk_out, "risk", "contributions", as_of)
-    assert set(DELIVERIES["risk"].db_tables) == {"var", "contributions"}  # not scenarios
+    assert {t.name for t in jobs.get("risk").tables if t.loaded} == {"var", "contributions"}
     # The same run id again with one confidence and one horizon: a quarter of the rows, which
     # replace the earlier ones (none left over, none duplicated).
     rerun = run_cli(
@@ -518,7 +518,7 @@ def test_backtest_tca_and_execution_report_tables(
         job = args[0]
         # The as-of date: --date when given, else the last date of the data.
         as_of = dt.date(2024, 3, 27) if job == "execution-report" else last_day
-        for table in DELIVERIES[job].db_tables:
+        for table in (t.name for t in jobs.get(job).tables if t.loaded):
             assert assert_table_loaded(pg_env, schema, out, job, table, as_of) > 0
     # Each backtest row carries its own parameters as JSON text, the key across strategies.
     for run_id, names in (("bt-a", ("fast", "slow")), ("bt-b", ("window", "entry_z", "exit_z"))):

@@ -17,7 +17,7 @@ import botocore.session
 import pytest
 from botocore.validate import ParamValidator
 
-import entrypoint
+from analytics import jobs
 from analytics.errors import InputError
 from cluster.batch.command import COMMAND, PARAMETER_NAMES, job_argv
 from cluster.batch.jobdef import JobDefinitionSpec, multinode_definition, single_node_definition
@@ -29,6 +29,8 @@ from cluster.batch.template import (
     resolve,
     to_request,
 )
+from finbatch.batch.cli import batch_parser
+from finbatch.parsing import job_parser
 from tests.conftest import run_cli
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
@@ -303,8 +305,9 @@ def test_batch_substitution_gives_the_job_command_line() -> None:
             "options": "--confidence 0.99 --horizon-days=1,10",
         },
     )
-    args = entrypoint.build_parser().parse_args(command)
-    assert (args.job, args.batch_command) == ("batch", "run")
+    assert command[0] == "batch"
+    args = batch_parser().parse_args(command[1:])
+    assert args.batch_command == "run"
     argv = job_argv(*args.parameters)
     assert argv == [
         "risk",
@@ -318,7 +321,7 @@ def test_batch_substitution_gives_the_job_command_line() -> None:
         "0.99",
         "--horizon-days=1,10",
     ]
-    job_args = entrypoint.build_parser().parse_args(argv)
+    job_args = job_parser(jobs.get(argv[0])).parse_args(argv[1:])
     assert str(job_args.as_of) == "2024-06-28"
 
 

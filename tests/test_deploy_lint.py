@@ -151,6 +151,7 @@ def test_the_build_context_is_an_allowlist() -> None:
         "entrypoint.py",
         "analytics",
         "cluster",
+        "finbatch",
     }
     copied = set()
     for word, args in _instructions():

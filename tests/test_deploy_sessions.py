@@ -7,7 +7,6 @@ exactly once.
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import re
 
@@ -15,13 +14,12 @@ import pandas as pd
 import pytest
 
 from analytics.errors import EXIT_OK, InputError
+from analytics.options import relative_date, relative_month
 from analytics.sessions import (
     NothingToDo,
     exchange_calendar,
     exchange_today,
     first_session_of_month,
-    relative_date,
-    relative_month,
     resolve_date,
     resolve_month,
 )
@@ -215,8 +213,8 @@ def test_argparse_types_check_the_shape_only() -> None:
     assert relative_month("previous") == "previous"
     assert relative_month("2024-08") == "2024-08"
     for bad_date in ("yesterday", "2024-09-31", "previous"):
-        with pytest.raises(argparse.ArgumentTypeError, match=re.escape(repr(bad_date))):
+        with pytest.raises(ValueError, match=re.escape(repr(bad_date))):
             relative_date(bad_date)
     for bad_month in ("previous-session", "2024-00", "2024-8"):
-        with pytest.raises(argparse.ArgumentTypeError, match=re.escape(repr(bad_month))):
+        with pytest.raises(ValueError, match=re.escape(repr(bad_month))):
             relative_month(bad_month)

@@ -26,7 +26,6 @@ import pytest
 from moto import mock_aws
 from moto.events.models import EventPattern
 
-from cluster.batch.gateway import BatchGateway
 from cluster.batch.template import (
     Context,
     conditions,
@@ -35,6 +34,7 @@ from cluster.batch.template import (
     resolve,
     to_request,
 )
+from finbatch.batch.gateway import BatchGateway
 from tests.conftest import run_cli
 from tests.test_deploy_jobdef import REQUIRED
 

@@ -12,10 +12,10 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from analytics.data.schemas import DATASETS, arrow_schema
 from analytics.errors import InputError, OutputError
 from analytics.generate import GenerationSummary, generate_market, trading_days
 from analytics.generate.intraday import session_open_ns
-from analytics.schemas import DATASETS, arrow_schema
 
 D = datetime.date
 # The small market: two months across a year end, 20 symbols, 2 of them intraday for 3 sessions.

@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 import s3fs
 
-from analytics.performance_kernel import OUTPUT_COLUMNS
+from analytics.jobs.market_performance.kernel import OUTPUT_COLUMNS
 from tests.conftest import MARKET_END, read_manifest, run_cli
 
 AS_OF = "2024-03-27"

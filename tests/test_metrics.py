@@ -1,4 +1,4 @@
-"""The metric kernels of :mod:`analytics.metrics`: hand-computed cases, equivalence with
+"""The metric kernels of :mod:`analytics.stats.metrics`: hand-computed cases, equivalence with
 empyrical-reloaded (the independent implementation named by the contract), edge rules and
 hypothesis invariants.
 
@@ -19,8 +19,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from analytics import metrics
 from analytics.constants import TAIL_QUANTILE, TRADING_DAYS_PER_YEAR
+from analytics.stats import metrics
 
 PPY = TRADING_DAYS_PER_YEAR
 EXACT = 1e-12

@@ -204,9 +204,10 @@ def test_sigterm_on_the_main_node(
 
 
 def test_client_without_the_job_credentials_is_refused(
-    tmp_path: Path, cleanup: list[Simulation]
+    market: Path, tmp_path: Path, cleanup: list[Simulation]
 ) -> None:
-    sim = _sim(2, tmp_path, tmp_path / "out", "--wait-for-nodes", "60")
+    # A real input: a missing one is refused before the scheduler starts.
+    sim = _sim(2, market, tmp_path / "out", "--wait-for-nodes", "60")
     cleanup.append(sim)
     sim.start(0)  # waits for its child: the scheduler is up meanwhile
     bundle = tmp_path / "out" / "_cluster" / "tls-attempt-1.json"
@@ -289,8 +290,10 @@ def test_below_min_nodes_fails_clearly(
     assert read_manifest(str(out)) is None
 
 
-def test_sigterm_on_a_child_stops_its_worker(tmp_path: Path, cleanup: list[Simulation]) -> None:
-    sim = _sim(3, tmp_path, tmp_path / "out", "--wait-for-nodes", "120")
+def test_sigterm_on_a_child_stops_its_worker(
+    market: Path, tmp_path: Path, cleanup: list[Simulation]
+) -> None:
+    sim = _sim(3, market, tmp_path / "out", "--wait-for-nodes", "120")
     cleanup.append(sim)
     main = sim.start(0)  # waits for 3 nodes: the cluster is up meanwhile
     child = sim.start(1)

@@ -14,10 +14,12 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from analytics import performance_kernel as pk
 from analytics.constants import PERIOD_ALL
 from analytics.errors import InputError
+from analytics.data import buckets
+from analytics.jobs.market_performance import kernel as pk
 
+CLOSE = ("close",)
 URLS = (
     "s3://market/prices/year=2024/part-0.parquet",
     "s3://market/prices/year=2024/part-1.parquet",
@@ -74,10 +76,10 @@ def files_of(frame: pd.DataFrame) -> list[pa.Table]:
 
 
 def bucket_returns(files: Sequence[pa.Table], n_buckets: int) -> list[pk.Returns]:
-    split = [pk.split_table(table, i, n_buckets) for i, table in enumerate(files)]
+    split = [buckets.split(table, i, n_buckets, CLOSE) for i, table in enumerate(files)]
     assert all(len(pieces) == n_buckets for pieces in split)
     return [
-        pk.daily_returns(pk.merge_chunks([pieces[b] for pieces in split], URLS))
+        pk.daily_returns(buckets.merge([pieces[b] for pieces in split], URLS))
         for b in range(n_buckets)
     ]
 
@@ -209,7 +211,7 @@ def test_metrics_match_pandas_and_empyrical_with_equal_weights(n_buckets: int) -
 def test_results_do_not_depend_on_the_number_of_buckets() -> None:
     files = files_of(price_frame())
     names = sorted(set(price_frame()["symbol"]))
-    assert len(set(pk.symbol_bucket(names, 7).tolist())) > 2  # the symbols really are spread
+    assert len(set(buckets.symbol_bucket(names, 7).tolist())) > 2  # the symbols really are spread
     _, one = run_kernels(files, 1)
     for n in BUCKETS[1:]:
         _, many = run_kernels(files, n)
@@ -329,7 +331,7 @@ def test_duplicate_symbol_date_across_files_names_both_files(n_buckets: int) -> 
 def test_split_table_keeps_every_row_once() -> None:
     prices = price_frame()
     table = files_of(prices)[0]
-    chunks = pk.split_table(table, 0, 7)
+    chunks = buckets.split(table, 0, 7, CLOSE)
     assert sum(len(c.codes) for c in chunks) == table.num_rows
     for chunk in chunks:
         # Each symbol lives in exactly one bucket.
@@ -340,7 +342,7 @@ def test_split_table_keeps_every_row_once() -> None:
     got = sorted(
         (str(c.names[code]), int(day), float(close))
         for c in chunks
-        for code, day, close in zip(c.codes, c.days, c.close, strict=True)
+        for code, day, close in zip(c.codes, c.days, c.column("close"), strict=True)
     )
     early = prices[prices["date"] < SPLIT_DAY]
     days = np.array(early["date"].tolist(), dtype="datetime64[D]").astype(np.int64)
@@ -365,7 +367,7 @@ def test_daily_returns_of_one_merged_bucket() -> None:
             "close": [50.0, 99.0, 100.0, 110.0],
         }
     )
-    rets = pk.daily_returns(pk.merge_chunks(pk.split_table(table, 0, 1), URLS[:1]))
+    rets = pk.daily_returns(buckets.merge(buckets.split(table, 0, 1, CLOSE), URLS[:1]))
     assert rets.names.tolist() == ["X", "Y"]
     # 110/100 - 1 = 0.1 on Jan 3; 99/110 - 1 = -0.1 on Jan 5 (spans the missing Jan 4).
     np.testing.assert_allclose(rets.values, [0.1, -0.1], rtol=1e-15)

@@ -20,11 +20,11 @@ import pandas as pd
 import pytest
 import s3fs
 
-from analytics.report import backtest as backtest_report
+from analytics.jobs.backtest import report as backtest_report
+from analytics.jobs.market_performance import report as mp_report
+from analytics.jobs.risk import report as risk_report
 from analytics.report import charts, svg
-from analytics.report import market_performance as mp_report
-from analytics.report import risk as risk_report
-from analytics.report.run import RunView
+from analytics.run.committed import CommittedRun as RunView
 from tests.browser import ink, network_is_cut_off, render
 from tests.conftest import run_cli
 

@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from analytics.checkpoint import RUN_OPTIONS
+from analytics.run.resume import RUN_OPTIONS
 from cluster.simulate import Simulation, node_host
 from tests.conftest import read_manifest, run_cli
 

@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analytics import risk_kernel as rk
-from analytics.risk import portfolio_risk
+from analytics.jobs.risk import kernel as rk
+from analytics.jobs.risk.job import portfolio_risk
 
 EXACT = 1e-12
 NORMAL = NormalDist()

@@ -23,8 +23,8 @@ import pytest
 import s3fs
 from distributed import LocalCluster
 
-from analytics.output import MANIFEST
-from analytics.storage import S3_MAX_ATTEMPTS, s3_options
+from analytics.data.storage import S3_MAX_ATTEMPTS, s3_options
+from analytics.run.manifest import MANIFEST
 from tests.conftest import read_manifest, run_cli
 from tests.s3proxy import FaultProxy, Rule, fault_proxy
 

@@ -13,8 +13,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from analytics.schemas import BARS, FILLS, ORDERS, arrow_schema
-from analytics.tca.checks import CHECKS
+from analytics.data.schemas import BARS, FILLS, ORDERS, arrow_schema
+from analytics.jobs.tca.checks import CHECKS
 from tests.conftest import read_manifest, run_cli
 from tests.test_tca_kernel import (
     DAY,

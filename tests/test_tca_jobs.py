@@ -15,8 +15,8 @@ import pyarrow.parquet as pq
 import pytest
 import s3fs
 
-from analytics.tca.aggregate import metric_columns
-from analytics.tca.kernel import COST_METRICS
+from analytics.jobs.tca.aggregate import metric_columns
+from analytics.jobs.tca.kernel import COST_METRICS
 from tests.conftest import MARKET_END, read_manifest, run_cli
 from tests.test_tca_kernel import (
     DAY,

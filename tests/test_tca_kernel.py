@@ -31,8 +31,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from analytics.schemas import BARS, FILLS, ORDERS, arrow_schema
-from analytics.tca import aggregate, kernel, report
+from analytics.data.schemas import BARS, FILLS, ORDERS, arrow_schema
+from analytics.jobs.execution_report import tables as report
+from analytics.jobs.tca import aggregate, kernel
 
 DAY = "2024-03-28"
 T0 = pd.Timestamp(f"{DAY} 14:30", tz="UTC")

@@ -1,4 +1,4 @@
-"""A synthetic but realistic market, written as the input datasets of DESIGN.md.
+"""A synthetic but realistic market, written as the input datasets of ``docs/data.md``.
 
 Daily prices with a market factor, fat tails, volatility clustering, gaps, IPOs and halts on NYSE
 sessions; four model portfolios; and, for the most liquid symbols over the last sessions,

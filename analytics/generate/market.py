@@ -1,4 +1,4 @@
-"""``generate_market``: a synthetic market written as the input datasets of DESIGN.md.
+"""``generate_market``: a synthetic market written as the input datasets of ``docs/data.md``.
 
 The range is generated one calendar year at a time: daily prices for every symbol, then the
 intraday sessions that fall in that year (whose bars redefine the daily high, low and volume of
@@ -16,6 +16,7 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
+from analytics.data.schemas import BARS, FILLS, ORDERS, POSITIONS, PRICES
 from analytics.errors import InputError
 from analytics.generate.calendar import trading_days
 from analytics.generate.daily import (
@@ -29,7 +30,6 @@ from analytics.generate.daily import (
 from analytics.generate.intraday import SymbolSession, simulate_session
 from analytics.generate.positions import PORTFOLIOS, PositionBook
 from analytics.generate.writer import MarketWriter, prices_table, relative_path, to_table
-from analytics.schemas import BARS, FILLS, ORDERS, POSITIONS, PRICES
 
 # Independent random streams, one per purpose: changing how one is used leaves the others alone.
 STREAM_UNIVERSE: Final = 0

@@ -18,10 +18,10 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from analytics.data.schemas import DATASETS, PRICES, Dataset, arrow_schema
+from analytics.data.storage import full_url, is_local, join, open_fs
 from analytics.errors import OutputError
 from analytics.generate.daily import Universe, YearPrices
-from analytics.schemas import DATASETS, PRICES, Dataset, arrow_schema
-from analytics.storage import full_url, is_local, join, open_fs
 
 #: Rows per Parquet row group: large enough for fast scans, small enough to prune by statistics.
 ROW_GROUP_SIZE: Final = 128 * 1024

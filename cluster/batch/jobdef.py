@@ -39,7 +39,7 @@ MAIN_NODE = 0
 HOST_LOST = "Host EC2*"
 LOG_STREAM_PREFIX = "finbatch"
 TAGS = {"application": "finbatch"}
-#: The variable cluster.batch.publish reads (kept literal here: jobdef is pure and imports nothing
+#: The variable finbatch.batch.publish reads (kept literal here: jobdef is pure and imports nothing
 #: that talks to AWS).
 SUMMARY_TOPIC_VARIABLE = "FINBATCH_SUMMARY_TOPIC"
 

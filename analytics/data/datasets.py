@@ -1,0 +1,412 @@
+"""Finding, reading and validating the input datasets (local folder or ``s3://``).
+
+Listing and pruning happen on the driver (:func:`list_files`); reading happens in Dask tasks
+(:func:`read_file`), one file at a time, so a worker reads straight from storage. Every error
+names the dataset, the file and the column.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import re
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Final, Literal
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from analytics.data.checks import check_unique, check_values, collect_skips, report_skips
+from analytics.data.schemas import DATASETS, Dataset
+from analytics.data.storage import TRANSPORT_ERRORS, full_url, join, open_fs
+from analytics.errors import InputError, StorageError
+
+if TYPE_CHECKING:
+    import dask.dataframe as dd
+    import pandas as pd
+
+_HIVE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=(.+)$")
+_SKIP_PREFIXES = ("_", ".")
+
+OnBadRows = Literal["fail", "skip"]
+#: ``--on-bad-rows`` choices. Only row-level problems are skippable (a missing, NaN, infinite
+#: or out-of-range value in a checked column, a side other than BUY/SELL); a file that cannot
+#: be read, a missing or retyped column, time zones and duplicate keys always fail.
+ON_BAD_ROWS: Final = ("fail", "skip")
+
+
+@dataclass(frozen=True)
+class DataFile:
+    """One Parquet file of a dataset, with the hive partition values found in its path."""
+
+    url: str
+    size: int
+    partition: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What to read: a time range (inclusive dates) and optionally some symbols."""
+
+    start: dt.date | None = None
+    end: dt.date | None = None
+    symbols: tuple[str, ...] | None = None
+    extra_symbols: tuple[str, ...] = field(default=())
+    #: What to do with a row that fails a value check: fail the run, or drop the row.
+    on_bad_rows: OnBadRows = "fail"
+    #: Where skipped rows are reported: a Dask event topic (see :func:`skipped_rows`).
+    skip_topic: str | None = None
+
+    @property
+    def symbol_filter(self) -> tuple[str, ...] | None:
+        if self.symbols is None:
+            return None
+        return tuple(sorted(set(self.symbols) | set(self.extra_symbols)))
+
+
+def dataset(name: str) -> Dataset:
+    return DATASETS[name]
+
+
+# ---------------------------------------------------------------------------------------------
+# Listing and partition pruning (driver side)
+
+
+def _partition_values(relative: str) -> tuple[tuple[str, str], ...]:
+    values = []
+    for part in relative.split("/")[:-1]:
+        match = _HIVE.match(part)
+        if match:
+            values.append((match.group(1), match.group(2)))
+    return tuple(values)
+
+
+def _in_range(partition: Iterable[tuple[str, str]], sel: Selection, where: str) -> bool:
+    for key, value in partition:
+        try:
+            if key == "year":
+                year = int(value)
+                if (sel.start and year < sel.start.year) or (sel.end and year > sel.end.year):
+                    return False
+            elif key == "date":
+                day = dt.date.fromisoformat(value)
+                if (sel.start and day < sel.start) or (sel.end and day > sel.end):
+                    return False
+        except ValueError as err:
+            raise InputError(
+                f"partition folder {key}={value!r} is not a valid {key}", file=where
+            ) from err
+    return True
+
+
+def _is_remote(url: str) -> bool:
+    return "://" in url and not url.startswith("file://")
+
+
+def _storage_error(url: str, name: str, err: BaseException) -> StorageError:
+    return StorageError(
+        f"dataset {name!r}, file {url!r}: storage kept failing after its retries "
+        f"({type(err).__name__}: {err}); the input may be fine: run the job again, or raise "
+        "AWS_MAX_ATTEMPTS"
+    )
+
+
+def list_files(input_url: str, name: str, sel: Selection) -> list[DataFile]:
+    """The dataset's Parquet files under ``input_url/name``, pruned by hive ``year``/``date``.
+
+    Raises :class:`InputError` when the folder is missing or empty, or when no file can hold
+    rows of the selected range.
+    """
+    root = join(input_url, name)
+    fs, path = open_fs(root)
+    try:
+        found = fs.find(path, detail=True) if fs.isdir(path) else {}
+    except PermissionError as err:
+        raise InputError(f"cannot list {root}: access denied ({err})", dataset=name) from err
+    except TRANSPORT_ERRORS as err:
+        raise _storage_error(root, name, err) from err
+    except OSError as err:
+        if _is_remote(root):
+            raise _storage_error(root, name, err) from err
+        raise InputError(f"cannot list {root}: {err}", dataset=name) from err
+    files = []
+    for key, info in sorted(found.items()):
+        relative = key[len(path) :].lstrip("/")
+        if info.get("type") == "directory" or any(
+            part.startswith(_SKIP_PREFIXES) for part in relative.split("/")
+        ):
+            continue
+        files.append(
+            DataFile(full_url(fs, key), int(info.get("size") or 0), _partition_values(relative))
+        )
+    if not files:
+        raise InputError(
+            f"no files found under {root} (expected a folder of Parquet files)", dataset=name
+        )
+    selected = [f for f in files if _in_range(f.partition, sel, f.url)]
+    if not selected:
+        raise InputError(f"no partition of {root} falls in {sel.start} .. {sel.end}", dataset=name)
+    return selected
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading one file (runs in a Dask task)
+
+
+def _target_type(ds: Dataset, column: str, categorical: bool) -> pa.DataType:
+    target = ds.column(column).type
+    if categorical and pa.types.is_string(target):
+        return pa.dictionary(pa.int32(), pa.string())
+    return target
+
+
+def _compatible(source: pa.DataType, target: pa.DataType) -> bool:
+    """Which type families may be cast (the cast itself then checks it loses nothing)."""
+    if pa.types.is_dictionary(source):
+        source = source.value_type
+    if pa.types.is_dictionary(target):
+        target = target.value_type
+    if pa.types.is_floating(target):
+        return bool(pa.types.is_floating(source) or pa.types.is_integer(source))
+    if pa.types.is_string(target):
+        return bool(pa.types.is_string(source) or pa.types.is_large_string(source))
+    if pa.types.is_date(target):
+        return bool(pa.types.is_date(source) or pa.types.is_timestamp(source))
+    if pa.types.is_timestamp(target):
+        return bool(pa.types.is_timestamp(source))
+    return bool(source == target)
+
+
+def _cast(column: pa.ChunkedArray, target: pa.DataType, name: str, ds: Dataset, url: str) -> Any:
+    source = column.type
+    if source == target:
+        return column
+    if not _compatible(source, target):
+        raise InputError(
+            f"has type {source}, which cannot be read as {target}",
+            dataset=ds.name,
+            file=url,
+            column=name,
+        )
+    if pa.types.is_timestamp(target) and pa.types.is_timestamp(source) and source.tz is None:
+        raise InputError(
+            f"timestamps have no time zone ({source}); finbatch needs UTC timestamps "
+            "(write them tz-aware, e.g. timestamp[ns, tz=UTC])",
+            dataset=ds.name,
+            file=url,
+            column=name,
+        )
+    try:
+        if pa.types.is_dictionary(target) and not pa.types.is_dictionary(source):
+            return pc.dictionary_encode(column.cast(pa.string()))
+        cast = column.cast(target, safe=True)
+        if pa.types.is_date(target) and pa.types.is_timestamp(source):
+            # pyarrow truncates a time of day silently: a date column must hold whole days.
+            kept = pc.equal(cast.cast(source), column)
+            if not pc.all(kept).as_py():
+                first = column.filter(pc.invert(kept))[0]
+                raise pa.ArrowInvalid(f"{first} has a time of day, which a date would drop")
+        return cast
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as err:
+        raise InputError(
+            f"has type {source}, which cannot be cast to {target} without loss: {err}",
+            dataset=ds.name,
+            file=url,
+            column=name,
+        ) from err
+
+
+def _time_bounds(ds: Dataset, sel: Selection) -> tuple[pa.Scalar | None, pa.Scalar | None]:
+    target = ds.column(ds.time_column).type
+    if pa.types.is_date(target):
+        low = pa.scalar(sel.start, pa.date32()) if sel.start else None
+        high = pa.scalar(sel.end, pa.date32()) if sel.end else None
+        return low, high
+    day = dt.timedelta(days=1)
+    import pandas as pd
+
+    low = pd.Timestamp(sel.start, tz="UTC") if sel.start else None
+    high = pd.Timestamp(sel.end + day, tz="UTC") - pd.Timedelta(1, "ns") if sel.end else None
+    return (
+        pa.scalar(low, target) if low is not None else None,
+        pa.scalar(high, target) if high is not None else None,
+    )
+
+
+def _row_groups(meta: pq.FileMetaData, column: str, low: Any, high: Any) -> list[int] | None:
+    """Row groups whose statistics on ``column`` may overlap [low, high] (None: read all)."""
+    names = [meta.schema.column(i).name for i in range(meta.num_columns)]
+    if column not in names or (low is None and high is None):
+        return None
+    index = names.index(column)
+    keep = []
+    for rg in range(meta.num_row_groups):
+        stats = meta.row_group(rg).column(index).statistics
+        if stats is None or not stats.has_min_max:
+            return None
+        lo, hi = stats.min, stats.max
+        try:
+            if (high is not None and lo > high) or (low is not None and hi < low):
+                continue
+        except TypeError:
+            return None
+        keep.append(rg)
+    return keep
+
+
+def read_file(
+    url: str,
+    name: str,
+    columns: Sequence[str] | None,
+    sel: Selection,
+    *,
+    categorical: bool = False,
+    check_keys: bool = True,
+) -> pa.Table:
+    """Read one file of dataset ``name``: project, cast to the canonical types, filter, validate.
+
+    ``categorical`` keeps string columns dictionary-encoded (pandas ``category``), which is much
+    cheaper for long tables of repeated symbols.
+    """
+    ds = dataset(name)
+    wanted = list(columns) if columns is not None else ds.names
+    time_col = ds.time_column
+    fs, path = open_fs(url)
+    try:
+        with fs.open(path, "rb") as handle:
+            parquet = pq.ParquetFile(handle)
+            present = set(parquet.schema_arrow.names)
+            for col in wanted:
+                if col not in present and ds.column(col).required:
+                    raise InputError(
+                        f"column is missing (the file has {sorted(present)})",
+                        dataset=name,
+                        file=url,
+                        column=col,
+                    )
+            to_read = [c for c in dict.fromkeys([*wanted, time_col]) if c in present]
+            low, high = _time_bounds(ds, sel)
+            groups = _row_groups(parquet.metadata, time_col, _py(low), _py(high))
+            dictionaries = [c for c in to_read if categorical and ds.column(c).type == pa.string()]
+            parquet = pq.ParquetFile(handle, read_dictionary=dictionaries)
+            table = (
+                parquet.read(columns=to_read)
+                if groups is None
+                else parquet.read_row_groups(groups, columns=to_read)
+            )
+    except InputError:
+        raise
+    except FileNotFoundError as err:
+        raise InputError(f"file not found: {err}", dataset=name, file=url) from err
+    except PermissionError as err:
+        raise InputError(f"access denied: {err}", dataset=name, file=url) from err
+    except TRANSPORT_ERRORS as err:
+        raise _storage_error(url, name, err) from err
+    except OSError as err:
+        if not isinstance(err, pa.ArrowException) and _is_remote(url):
+            raise _storage_error(url, name, err) from err
+        raise InputError(
+            f"not a readable Parquet file (corrupt, truncated or another format): {err}",
+            dataset=name,
+            file=url,
+        ) from err
+    except (pa.ArrowException, ValueError) as err:
+        raise InputError(
+            f"not a readable Parquet file (corrupt, truncated or another format): {err}",
+            dataset=name,
+            file=url,
+        ) from err
+
+    arrays = {}
+    for col in table.column_names:
+        arrays[col] = _cast(table.column(col), _target_type(ds, col, categorical), col, ds, url)
+    absent = [c for c in wanted if c not in arrays]  # optional columns this file does not have
+    for col in absent:
+        arrays[col] = pa.nulls(table.num_rows, ds.column(col).type)
+    table = pa.table(arrays)
+
+    mask = None
+    if low is not None:
+        mask = pc.greater_equal(table.column(time_col), low)
+    if high is not None:
+        upper = pc.less_equal(table.column(time_col), high)
+        mask = upper if mask is None else pc.and_(mask, upper)
+    symbols = sel.symbol_filter
+    if symbols is not None and "symbol" in table.column_names:
+        keep = pc.is_in(table.column("symbol"), value_set=pa.array(symbols, pa.string()))
+        mask = keep if mask is None else pc.and_(mask, keep)
+    if mask is not None:
+        table = table.filter(mask)
+    table = table.select(wanted)
+    checked, skipped = check_values(table.drop_columns(absent), ds, url, sel.on_bad_rows)
+    if skipped:
+        for col in absent:
+            checked = checked.append_column(col, pa.nulls(checked.num_rows, ds.column(col).type))
+        table = checked.select(wanted)
+        report_skips(sel.skip_topic, skipped)
+    if check_keys and set(ds.key) <= set(table.column_names) and table.num_rows:
+        check_unique(table.to_pandas(), ds, url)
+    return table
+
+
+def _py(scalar: pa.Scalar | None) -> Any:
+    return None if scalar is None else scalar.as_py()
+
+
+def empty_frame(name: str, columns: Sequence[str] | None = None) -> pd.DataFrame:
+    """An empty pandas frame with the dataset's canonical dtypes (Dask ``meta``)."""
+    ds = dataset(name)
+    wanted = list(columns) if columns is not None else ds.names
+    schema = pa.schema([pa.field(c, ds.column(c).type) for c in wanted])
+    frame: pd.DataFrame = schema.empty_table().to_pandas()
+    return frame
+
+
+def to_pandas(table: pa.Table) -> pd.DataFrame:
+    """Arrow to pandas with datetime64 dates (not Python ``date`` objects)."""
+    frame: pd.DataFrame = table.to_pandas(date_as_object=False)
+    return frame
+
+
+def _read_frame(
+    file: DataFile, name: str, columns: Sequence[str] | None, sel: Selection
+) -> pd.DataFrame:
+    return to_pandas(read_file(file.url, name, columns, sel))
+
+
+def read_dataset(
+    input_url: str, name: str, sel: Selection, columns: Sequence[str] | None = None
+) -> tuple[dd.DataFrame, list[DataFile]]:
+    """The selected rows of a dataset as a Dask DataFrame (one partition per file).
+
+    Returns the frame and the files it reads (for the manifest).
+    """
+    import dask.dataframe as dd
+
+    files = list_files(input_url, name, sel)
+    meta = to_pandas(pa.Table.from_pandas(empty_frame(name, columns), preserve_index=False))
+    reader = functools.partial(_read_frame, name=name, columns=columns, sel=sel)
+    frame = dd.from_map(reader, files, meta=meta, label=f"read-{name}", enforce_metadata=False)
+    return frame, files
+
+
+# ---------------------------------------------------------------------------------------------
+# --on-bad-rows skip: what was dropped goes to the manifest through Dask events
+
+
+def with_bad_rows(sel: Selection, on_bad_rows: str) -> Selection:
+    """``sel`` with the ``--on-bad-rows`` policy; ``skip`` gets a fresh event topic."""
+    if on_bad_rows not in ON_BAD_ROWS:
+        raise InputError(f"--on-bad-rows {on_bad_rows!r}: expected one of {list(ON_BAD_ROWS)}")
+    if on_bad_rows == "fail":
+        return replace(sel, on_bad_rows="fail", skip_topic=None)
+    return replace(sel, on_bad_rows="skip", skip_topic=f"finbatch-skipped-{uuid.uuid4().hex}")
+
+
+def skipped_rows(client: Any, *selections: Selection) -> list[dict[str, Any]]:
+    """What the reads of ``selections`` skipped (for the manifest's summary), one record per
+    (dataset, file, column, reason), each file counted once even if its task ran twice."""
+    return collect_skips(client, [s.skip_topic for s in selections if s.skip_topic])

@@ -1,0 +1,84 @@
+"""``backtest``: a parameter sweep of one trading strategy over every selected symbol.
+
+The package: the job (:mod:`.job`: read, sweep, collect), the strategies (:mod:`.strategies`,
+one module each), the grid syntax (:mod:`.grid`), the vectorized engine (:mod:`.engine`,
+:mod:`.long_only`, :mod:`.long_short`, :mod:`.stats`), the equal-weighted portfolio
+(:mod:`.portfolio`), resume (:mod:`.resume`), Spot shards (:mod:`.shards`) and the report
+section (:mod:`.report`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING, Any
+
+from analytics.jobs.backtest.options import Options
+from analytics.jobs.contract import JobContext, JobResult, JobSpec, RunSettings, Sizing, Table
+
+if TYPE_CHECKING:
+    from analytics.run.committed import CommittedRun
+
+
+def _prepare(settings: RunSettings, options: Options) -> tuple[RunSettings, Options]:
+    """Before any cluster or output: the grid is valid, the shard resolved, and
+    ``--as-of-month previous`` resolved with the exchange calendar (or nothing to do today)."""
+    from analytics import sessions
+    from analytics.jobs.backtest import shards
+    from analytics.jobs.backtest.grid import build_combinations, combination_count
+    from analytics.jobs.backtest.strategies import registry
+
+    combos = build_combinations(registry()[options.strategy], list(options.grid))
+    settings, options = shards.prepare(settings, options, combination_count(combos))
+    if options.as_of_month is not None:
+        if settings.end is not None:
+            from analytics.errors import InputError
+
+            raise InputError("give either --end or --as-of-month, not both")
+        month = sessions.resolve_month(options.as_of_month, options.calendar)
+        options = dataclasses.replace(options, as_of_month=month)
+    return settings, options
+
+
+def _units(options: Any) -> int:
+    from analytics.jobs.backtest.grid import build_combinations, combination_count
+    from analytics.jobs.backtest.strategies import registry
+
+    return combination_count(build_combinations(registry()[options.strategy], list(options.grid)))
+
+
+def _run(ctx: JobContext) -> JobResult:
+    from analytics.jobs.backtest.job import run
+
+    return run(ctx)
+
+
+def _report(view: CommittedRun) -> str:
+    from analytics.jobs.backtest.report import section
+
+    return section(view)
+
+
+def _parameters_json(batch: Any) -> Any:
+    from analytics.jobs.backtest.portfolio import parameters_json
+
+    return parameters_json(batch)
+
+
+JOB = JobSpec(
+    name="backtest",
+    help="parameter sweep of a trading strategy over every symbol, with fees and slippage",
+    options=Options,
+    datasets=("prices",),
+    tables=(
+        Table("results"),
+        Table("summary", key=("strategy", "parameters"), derived={"parameters": _parameters_json}),
+        Table("top", key=("rank",), derived={"parameters": _parameters_json}),
+        Table("equity"),
+    ),
+    run=_run,
+    prepare=_prepare,
+    report=_report,
+    as_of_column=("equity", "date"),
+    resumable=True,
+    sizing=Sizing(units=_units),
+)

@@ -1,0 +1,367 @@
+"""The ``backtest`` job: a parameter sweep of one strategy over every selected symbol.
+
+Plan (two Dask graphs; nothing of size symbols x combinations ever reaches the driver):
+
+1. one task per ``prices`` file reads ``symbol, date, open, close`` and cuts its rows into B
+   buckets by a stable hash of the symbol; one task per bucket gathers its pieces (whole
+   series); the buckets' dates make the calendar. These stay on the workers;
+2. the combinations are cut into P chunks; one task per (bucket, chunk) simulates its columns
+   and writes its own part of ``results/``, handing back the per-day sums of its symbols'
+   returns for its combinations (days x chunk, small);
+3. per chunk, those are added up the buckets by tree reduction; one task per chunk computes the
+   equal-weighted portfolios' statistics, writes its part of ``summary/`` and hands back its best
+   combinations; one last task writes ``top/`` and ``equity/``.
+"""
+
+from __future__ import annotations
+
+import calendar as cal
+import datetime as dt
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from dask.delayed import Delayed, delayed
+from distributed import Client, Future, wait
+
+from analytics.data import buckets
+from analytics.data.datasets import (
+    DataFile,
+    Selection,
+    list_files,
+    read_file,
+    skipped_rows,
+    with_bad_rows,
+)
+from analytics.errors import InputError
+from analytics.jobs.backtest import data, portfolio, shards
+from analytics.jobs.backtest.engine import Execution
+from analytics.jobs.backtest.grid import build_combinations, combination_count, take
+from analytics.jobs.backtest.options import Options
+from analytics.jobs.backtest.resume import load_part, recorder, sweep_and_keep
+from analytics.jobs.backtest.strategies import registry
+from analytics.jobs.backtest.strategies._base import Combos
+from analytics.jobs.backtest.sweep import Sweep, combine_all, sweep_task
+from analytics.jobs.contract import JobContext, JobResult, RunSettings
+from analytics.run.display import wait_with_progress
+from analytics.run.execute import parameters
+from analytics.run.folder import WrittenPart
+from analytics.run.resume import Checkpoint
+
+NAME = "backtest"
+#: Input bytes per bucket of symbols (a bucket's series and its blocks stay small).
+BYTES_PER_BUCKET = 16 * 2**20
+#: Days x symbols x combinations per task: about a second or two of one core.
+CELLS_PER_TASK = 200_000_000
+#: Largest days x combinations of a portfolio part (float64): 64 MiB.
+PORTFOLIO_CELLS = 8 * 2**20
+#: Tasks per thread at least (when there is work enough), so that no thread waits long on the
+#: last one.
+MIN_TASKS_PER_THREAD = 3
+#: Parts added per step of the reduction tree.
+FAN_IN = 8
+#: A graph that finishes within this many seconds is waited for without the progress feed
+#: (whose off-terminal updates come once a second, so it would add up to a second per wait).
+QUIET_WAIT_S = 3.0
+
+
+def _wait(futures: Sequence[Future[Any]], label: str) -> None:
+    """Wait for ``futures`` (until one fails): quietly if quick, else with progress lines."""
+    try:
+        wait(futures, timeout=QUIET_WAIT_S)
+    except TimeoutError:
+        wait_with_progress(futures, label)
+
+
+def _last_day(url: str, sel: Selection) -> int | None:
+    table = read_file(url, "prices", ["date"], sel, check_keys=False)
+    if not table.num_rows:
+        return None
+    return int(table.column("date").cast("int32").to_numpy().max())
+
+
+def _symbol_count(rows: buckets.Rows) -> int:
+    return rows.symbol_count
+
+
+def bucket_count(files: Sequence[DataFile]) -> int:
+    """Buckets of about ``BYTES_PER_BUCKET`` of input each.
+
+    Not more to keep threads busy: a task vectorizes over its bucket's symbols, and wide
+    buckets are faster; the combination chunks give the tasks their number.
+    """
+    return max(1, min(4096, math.ceil(sum(f.size for f in files) / BYTES_PER_BUCKET)))
+
+
+def combinations_per_chunk(
+    combos: int, days: int, symbols_per_bucket: float, buckets: int, threads: int
+) -> int:
+    """Combinations per task: about ``CELLS_PER_TASK`` cells, a bounded portfolio part, and
+    enough tasks for every thread."""
+    by_cells = CELLS_PER_TASK / max(1.0, days * symbols_per_bucket)
+    by_memory = PORTFOLIO_CELLS / max(1, days)
+    per_chunk = max(1, min(combos, int(by_cells), int(by_memory)))
+    if buckets * math.ceil(combos / per_chunk) < MIN_TASKS_PER_THREAD * threads:
+        per_chunk = max(1, math.ceil(combos / math.ceil(MIN_TASKS_PER_THREAD * threads / buckets)))
+    return per_chunk
+
+
+def _tree(parts: list[Delayed]) -> Delayed:
+    while len(parts) > 1:
+        parts = [
+            delayed(combine_all, pure=True)(parts[i : i + FAN_IN])
+            for i in range(0, len(parts), FAN_IN)
+        ]
+    return parts[0]
+
+
+def _format_top(frame: pd.DataFrame, params: Sequence[str]) -> str:
+    shown = frame[["rank", *params, "sharpe", "total_return", "annual_return", "max_drawdown"]]
+    shown = shown.assign(
+        n_trades=frame["n_trades"], win_rate=frame["win_rate"], exposure=frame["exposure"]
+    )
+    return str(shown.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+
+
+@dataclass
+class Read:
+    """Graph 1's outcome: the buckets (kept on the workers), the calendar and the counts."""
+
+    files: list[DataFile]
+    sel: Selection
+    buckets: list[Future[Any]]
+    days_future: Future[Any]
+    days: np.ndarray
+    counts: list[int]
+
+    @property
+    def symbols(self) -> int:
+        return sum(self.counts)
+
+    @property
+    def used(self) -> list[int]:
+        return [b for b in range(len(self.counts)) if self.counts[b]]
+
+
+def _resolve_end(client: Client, settings: RunSettings, month: dt.date) -> dt.date:
+    """The last trading day of ``month`` in the data (``--as-of-month``)."""
+    last = month.replace(day=cal.monthrange(month.year, month.month)[1])
+    sel = Selection(month, last, settings.symbols)
+    try:
+        files = list_files(settings.input_url, "prices", sel)
+    except InputError as err:
+        raise InputError(f"no prices in {month:%Y-%m} (--as-of-month): {err}") from err
+    futures = client.compute([delayed(_last_day, pure=True)(f.url, sel) for f in files])
+    _wait(futures, f"{NAME}: as of {month:%Y-%m}")
+    found = [d for d in client.gather(futures) if d is not None]
+    if not found:
+        raise InputError(f"no prices in {month:%Y-%m} (--as-of-month)", dataset="prices")
+    return (np.datetime64(max(found), "D")).astype(dt.date)  # type: ignore[no-any-return]
+
+
+def read(ctx: JobContext) -> Read:
+    """Graph 1: read every file once, bucket the symbols, build the calendar."""
+    client, settings, checkpoint = ctx.client, ctx.settings, ctx.checkpoint
+    options: Options = ctx.options
+    end = settings.end
+    if options.as_of_month is not None:
+        month = dt.datetime.strptime(options.as_of_month, "%Y-%m").date()
+        end = _resolve_end(client, settings, month)
+    if settings.start and end and settings.start > end:
+        raise InputError(f"--start {settings.start} is after the end {end}")
+    sel = with_bad_rows(Selection(settings.start, end, settings.symbols), settings.on_bad_rows)
+    files = list_files(settings.input_url, "prices", sel)
+    urls = [f.url for f in files]
+    n_buckets = bucket_count(files)
+    if checkpoint is not None:
+        checkpoint.begin({"prices": files}, {"buckets": n_buckets})
+        n_buckets = int(checkpoint.plan["buckets"])  # a resumed run keeps its names
+    split = [
+        delayed(buckets.read_and_split, nout=n_buckets, pure=True)(
+            url, i, sel, n_buckets, data.COLUMNS
+        )
+        for i, url in enumerate(urls)
+    ]
+    merged = [
+        delayed(buckets.merge, pure=True)([pieces[b] for pieces in split], urls)
+        for b in range(n_buckets)
+    ]
+    days = delayed(data.calendar, pure=True)(
+        [delayed(data.trading_days, pure=True)(b) for b in merged]
+    )
+    sizes = [delayed(_symbol_count, pure=True)(b) for b in merged]
+    futures = client.compute([*merged, days, *sizes])
+    _wait(futures, f"{NAME}: read")
+    counts: list[int] = client.gather(futures[n_buckets + 1 :])
+    found = Read(
+        files,
+        sel,
+        futures[:n_buckets],
+        futures[n_buckets],
+        client.gather(futures[n_buckets]),
+        counts,
+    )
+    if found.symbols == 0:
+        raise InputError(
+            f"no prices for the selected symbols in {settings.start} .. {end}", dataset="prices"
+        )
+    return found
+
+
+@dataclass
+class Planned:
+    """Graph 2, built: its futures in order (sweep writes, summaries, top, top frame)."""
+
+    futures: list[Future[Any]]
+    keys: list[str]
+    reused: list[WrittenPart]
+    n_writes: int
+    n_summaries: int
+    chunks: int
+
+
+def sweep(ctx: JobContext, combos: Combos, got: Read) -> Planned:
+    """Graph 2: (bucket x chunk) tasks, reductions, summaries and the top, all computing."""
+    client, settings, checkpoint = ctx.client, ctx.settings, ctx.checkpoint
+    options: Options = ctx.options
+    ex = Execution(
+        "close" if options.fill == "close" else "next-open",
+        options.direction == "long-short",
+        options.fees_bps / 1e4,
+        options.slippage_bps / 1e4,
+    )
+    threads = sum(client.nthreads().values()) or 1
+    used = got.used
+    per_chunk = combinations_per_chunk(
+        combination_count(combos), len(got.days), got.symbols / len(used), len(used), threads
+    )
+    if checkpoint is not None:  # depends on the cluster's threads: a resumed run keeps it
+        per_chunk = int(checkpoint.settle("per_chunk", per_chunk))
+    chunks = portfolio.combination_slices(combination_count(combos), per_chunk)
+    task_sweep = Sweep(options.strategy, ex)
+    writes: list[Delayed] = []
+    keys: list[str] = []
+    reused: list[WrittenPart] = []
+    summaries: list[Delayed] = []
+    candidates: list[Delayed] = []
+    for p, chunk in enumerate(chunks):
+        part_combos = take(combos, chunk)
+        parts = []
+        for i, b in enumerate(used):
+            index = p * len(used) + i
+            key = f"task-{index:05d}"
+            piece = checkpoint.piece(key) if checkpoint is not None else None
+            if piece is not None:
+                reused.append(Checkpoint.as_part(piece))
+                parts.append(delayed(load_part, pure=True)(piece["blob"]["url"]))
+                continue
+            args = (index, got.buckets[b], got.days_future, part_combos, task_sweep)
+            if checkpoint is not None:
+                task = delayed(sweep_and_keep, nout=2, pure=True)(
+                    checkpoint.blob_url(key), settings.output_url, *args
+                )
+            else:
+                task = delayed(sweep_task, nout=2, pure=True)(settings.output_url, *args)
+            writes.append(task[0])
+            keys.append(key)
+            parts.append(task[1])
+        written, best = delayed(portfolio.summary_task, nout=2, pure=True)(
+            settings.output_url,
+            p,
+            options.strategy,
+            part_combos,
+            chunk.start,
+            _tree(parts),
+            options.top,
+        )
+        summaries.append(written)
+        candidates.append(best)
+    final = delayed(portfolio.top_task, nout=2, pure=True)(
+        settings.output_url, combos, got.days_future, candidates, options.top
+    )
+    futures = client.compute([*writes, *summaries, final[0], final[1]])
+    if checkpoint is not None:
+        if checkpoint.resumed:
+            print(
+                f"{NAME}: resuming: {len(reused)} of {len(reused) + len(writes)} "
+                "sweep task(s) reused",
+                flush=True,
+            )
+        for key, future in zip(keys, futures, strict=False):
+            checkpoint.track(future, recorder(checkpoint, key))
+    return Planned(futures, keys, reused, len(writes), len(summaries), len(chunks))
+
+
+def collect(ctx: JobContext, combos: Combos, got: Read, planned: Planned) -> JobResult:
+    """Wait for graph 2, print the top table, and describe the run."""
+    client = ctx.client
+    options: Options = ctx.options
+    _wait(planned.futures, NAME)
+    results: list[Any] = client.gather(planned.futures)
+    n = planned.n_writes
+    n_all = n + planned.n_summaries
+    computed = [r[0] if ctx.checkpoint is not None else r for r in results[:n]]
+    written: list[WrittenPart] = [*computed, *planned.reused, *results[n:n_all], *results[n_all]]
+    top_frame: pd.DataFrame = results[n_all + 1]
+    first, last = (np.datetime64(int(got.days[i]), "D") for i in (0, -1))
+    print(
+        f"{NAME}: top {len(top_frame)} of {combination_count(combos):,} {options.strategy} "
+        f"combinations by the Sharpe ratio of the equal-weighted portfolio of "
+        f"{got.symbols:,} symbols ({first} .. {last}):\n" + _format_top(top_frame, list(combos)),
+        flush=True,
+    )
+    return JobResult(
+        parts=written,
+        inputs={"prices": got.files},
+        summary={
+            "skipped_rows": skipped_rows(client, got.sel),
+            "strategy": options.strategy,
+            "combinations": combination_count(combos),
+            "symbols": got.symbols,
+            "days": len(got.days),
+            "end": str(last),
+            "buckets": len(got.used),
+            "combination_chunks": planned.chunks,
+            "tasks": n + len(planned.reused),
+        },
+    )
+
+
+def sweep_combinations(options: Options) -> Combos:
+    """The combinations this run computes: the grid's, or one shard's slice of them."""
+    combos = build_combinations(registry()[options.strategy], list(options.grid))
+    if options.shard is not None:
+        index, count = (int(v) for v in options.shard.split("/"))
+        combos = take(combos, shards.shard_slice(combination_count(combos), index, count))
+    return combos
+
+
+def run(ctx: JobContext) -> JobResult:
+    """The sweep (read, sweep, collect), or the merge of committed shards."""
+    options: Options = ctx.options
+    if options.merge_shards is not None:
+        return _merge(ctx)
+    combos = sweep_combinations(options)
+    got = read(ctx)
+    return collect(ctx, combos, got, sweep(ctx, combos, got))
+
+
+def _merge(ctx: JobContext) -> JobResult:
+    options: Options = ctx.options
+    combos = build_combinations(registry()[options.strategy], list(options.grid))
+    params = parameters(ctx.settings, options)
+    own = {name: params[name] for name in shards.SHARED_OPTIONS if name in params}
+    count = int(options.merge_shards or 0)
+    parts, files, summary, top_frame = shards.merge(
+        ctx.client, ctx.settings.output_url, combos, count, shards.jsonable(own), options.top
+    )
+    print(
+        f"{NAME}: merged {count} shards; top {len(top_frame)} of "
+        f"{summary['combinations']:,} {options.strategy} combinations:\n"
+        + _format_top(top_frame, list(combos)),
+        flush=True,
+    )
+    return JobResult(parts=parts, inputs={"prices": files}, summary=summary)

@@ -1,0 +1,190 @@
+"""Spot fan-out of a sweep: deterministic shards of the combinations, and their merge.
+
+A shard (``backtest --shard I/K``) is the whole sweep restricted to a contiguous slice of the
+grid's combinations, over every selected symbol: it writes a complete backtest run (``results/``,
+``summary/``, ``top/``, ``equity/``, manifest) into its own folder ``OUTPUT/_shards/
+shard-I-of-K``. A shard is cut along the combinations only, because a combination's
+equal-weighted portfolio needs every symbol's returns: a shard that holds all of them computes
+its ``summary/`` rows exactly as a single run does, so no per-day partial sums have to be
+persisted and re-added (which would also reorder the floating-point additions).
+
+The merge (``backtest --merge-shards K``) copies the shards' ``results/`` and ``summary/`` parts
+into ``OUTPUT`` and ranks the shards' ``top/`` candidates again with
+:func:`analytics.jobs.backtest.portfolio.top_task`: the global best ``N`` are among the shards' best
+``N``, and ties keep grid order because shard ``I``'s combinations all precede shard ``I+1``'s.
+A rerun shard (a reclaimed Spot instance) replaces its own folder (same run id, deterministic
+part names), so nothing is counted twice.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pyarrow.parquet as pq
+from dask.delayed import delayed
+from distributed import Client
+
+from analytics.data.datasets import DataFile
+from analytics.data.storage import join, open_fs
+from analytics.errors import InputError
+from analytics.jobs.backtest import portfolio
+from analytics.jobs.backtest.options import Options
+from analytics.jobs.backtest.strategies._base import Combos
+from analytics.jobs.backtest.sweep import RESULTS
+from analytics.jobs.contract import RunSettings
+from analytics.run.folder import RunFolder, WrittenPart, part_name, shard_index, shard_url
+from analytics.run.manifest import jsonable as _jsonable
+
+#: Tables copied part by part; ``top/`` and ``equity/`` are ranked again.
+COPIED = (RESULTS, portfolio.SUMMARY)
+#: Options that must be the same in every shard and in the merge.
+SHARED_OPTIONS = (
+    "strategy",
+    "grid",
+    "direction",
+    "fill",
+    "fees_bps",
+    "slippage_bps",
+    "top",
+    "input",
+    "start",
+    "end",
+    "symbols",
+    "as_of_month",
+)
+
+
+def prepare(settings: RunSettings, options: Options, total: int) -> tuple[RunSettings, Options]:
+    """Check the shard options against the sweep's ``total`` combinations; a shard's run goes
+    to its own folder (``shard`` becomes ``I/K`` and the output the shard's folder, so the
+    manifest and the report name them)."""
+    if options.shard is not None and options.merge_shards is not None:
+        raise InputError("give either --shard or --merge-shards, not both")
+    if options.merge_shards is not None:
+        check_count(total, options.merge_shards)
+    if options.shard is None:
+        return settings, options
+    index, count = shard_index(options.shard)
+    check_count(total, count)
+    url = shard_url(settings.output_url, index, count)
+    return (
+        dataclasses.replace(settings, output_url=url),
+        dataclasses.replace(options, shard=f"{index}/{count}"),
+    )
+
+
+def shard_slice(total: int, index: int, count: int) -> slice:
+    """Shard ``index`` of ``count``: a contiguous slice of ``total`` combinations (balanced)."""
+    return slice(index * total // count, (index + 1) * total // count)
+
+
+def check_count(total: int, count: int) -> None:
+    if count > total:
+        raise InputError(
+            f"{count} shards for {total} combinations: some would be empty; "
+            f"use at most {total} shards"
+        )
+
+
+def jsonable(values: Mapping[str, Any]) -> dict[str, Any]:
+    """``values`` as the manifest records them (to compare with a shard's parameters)."""
+    loaded: dict[str, Any] = json.loads(json.dumps(_jsonable(values), sort_keys=True))
+    return loaded
+
+
+def _shard_manifest(output_url: str, index: int, count: int) -> dict[str, Any]:
+    url = shard_url(output_url, index, count)
+    found = RunFolder(url).read_manifest()
+    manifest = found.to_json() if found is not None else None
+    if manifest is None:
+        raise InputError(
+            f"shard {index} of {count} has not committed (no manifest in {url}): rerun it, "
+            "then the merge"
+        )
+    return manifest
+
+
+def _check_same(manifests: Sequence[dict[str, Any]], own: Mapping[str, Any]) -> None:
+    for i, manifest in enumerate(manifests):
+        params = manifest.get("parameters", {})
+        for name in SHARED_OPTIONS:
+            if name in own and params.get(name) != own[name]:
+                raise InputError(
+                    f"shard {i} ran with {name}={params.get(name)!r} but the merge has "
+                    f"{own[name]!r}: give the merge the shards' options"
+                )
+
+
+def _copy(src: str, dst: str, table: str, rows: int) -> WrittenPart:
+    fs, src_path = open_fs(src)
+    _, dst_path = open_fs(dst)
+    fs.makedirs(dst_path.rsplit("/", 1)[0], exist_ok=True)
+    fs.copy(src_path, dst_path)
+    return WrittenPart(table, dst, rows, int(fs.size(dst_path)))
+
+
+def _read(url: str) -> Any:
+    fs, path = open_fs(url)
+    with fs.open(path, "rb") as handle:
+        return pq.read_table(handle)
+
+
+def _candidates(
+    output_url: str, index: int, manifest: dict[str, Any], top: int
+) -> tuple[portfolio.Candidates, np.ndarray]:
+    files = manifest["outputs"]
+    frame = _read(files[portfolio.TOP]["files"][0]["url"]).to_pandas()
+    equity = _read(files[portfolio.EQUITY]["files"][0]["url"]).to_pandas()
+    equity = equity.sort_values(["rank", "date"], kind="stable")
+    days = np.unique(equity["date"].to_numpy().astype("datetime64[D]").astype(np.int64))
+    curves = equity["equity"].to_numpy(dtype=np.float64).reshape(len(frame), len(days))
+    frame = frame.sort_values("rank", kind="stable").reset_index(drop=True)
+    # Shard I's combinations precede shard I+1's, and a shard's ranks keep grid order on ties.
+    order = index * top + frame["rank"].to_numpy() - 1
+    chosen = frame.drop(columns="rank").assign(_order=order)
+    return portfolio.Candidates(chosen, curves), days
+
+
+def merge(
+    client: Client, output_url: str, combos: Combos, count: int, own: Mapping[str, Any], top: int
+) -> tuple[list[WrittenPart], list[DataFile], dict[str, Any], Any]:
+    """Combine ``count`` committed shards into ``output_url``'s tables.
+
+    Returns the written parts, the input files, the run summary and the top frame.
+
+    Raises
+    ------
+    InputError
+        When a shard has not committed, or ran with other options than the merge.
+    """
+    manifests = [_shard_manifest(output_url, i, count) for i in range(count)]
+    _check_same(manifests, own)
+    copies = []
+    index = dict.fromkeys(COPIED, 0)
+    for manifest in manifests:
+        for table in COPIED:
+            for f in manifest["outputs"].get(table, {}).get("files", []):
+                dst = join(output_url, table, part_name(index[table]))
+                index[table] += 1
+                copies.append(delayed(_copy, pure=True)(f["url"], dst, table, f["rows"]))
+    futures = client.compute(copies)
+    copied: list[WrittenPart] = client.gather(futures)
+    picked = [_candidates(output_url, i, m, top) for i, m in enumerate(manifests)]
+    days = picked[0][1]
+    for i, (_, d) in enumerate(picked):
+        if not np.array_equal(d, days):
+            raise InputError(f"shard {i} has another calendar than shard 0: rerun it")
+    ranked, frame = portfolio.top_task(output_url, combos, days, [c for c, _ in picked], top)
+    first = manifests[0]
+    inputs = [
+        DataFile(f["url"], int(f["bytes"])) for f in first["inputs"].get("prices", {})["files"]
+    ]
+    summary = dict(first["summary"])
+    for key in ("combinations", "combination_chunks", "tasks"):
+        summary[key] = sum(int(m["summary"][key]) for m in manifests)
+    summary["shards"] = count
+    return [*copied, *ranked], inputs, summary, frame

@@ -1,0 +1,246 @@
+"""Market-performance kernels: pure numpy/pandas work on one bucket of whole price series.
+
+The Dask layer (:mod:`analytics.jobs.market_performance.job`) reads files, cuts each into
+buckets by a stable hash of the symbol, and hands every bucket all the rows of its symbols.
+Everything here is a plain function of arrays, testable without a cluster.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+import pyarrow as pa
+
+from analytics.constants import PERIOD_ALL, TRADING_DAYS_PER_YEAR
+from analytics.data.buckets import Rows
+from analytics.errors import InputError
+from analytics.stats import metrics
+
+IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float64]
+
+METRIC_COLUMNS = (
+    "total_return",
+    "annual_return",
+    "annual_volatility",
+    "sharpe",
+    "sortino",
+    "max_drawdown",
+    "calmar",
+    "beta",
+    "alpha",
+    "var_95",
+    "cvar_95",
+)
+OUTPUT_COLUMNS = ("symbol", "period", "start", "end", "n_returns", *METRIC_COLUMNS)
+
+
+@dataclass(frozen=True)
+class Returns:
+    """Daily returns of whole series, sorted by (symbol, date)."""
+
+    names: npt.NDArray[np.object_]
+    codes: npt.NDArray[np.int32]
+    days: npt.NDArray[np.int32]
+    values: FloatArray
+    #: Symbols present with their price count, including those with no return.
+    counts: pd.Series
+
+
+def daily_returns(chunk: Rows) -> Returns:
+    """``r_t = close_t / close_{t-1} - 1`` within each symbol, over its own consecutive rows."""
+    same = chunk.codes[1:] == chunk.codes[:-1]
+    close = chunk.column("close")
+    values = close[1:] / close[:-1] - 1.0
+    keep = np.flatnonzero(same) + 1
+    counts = pd.Series(np.bincount(chunk.codes, minlength=len(chunk.names)), index=chunk.names)
+    return Returns(
+        chunk.names,
+        chunk.codes[keep],
+        chunk.days[keep],
+        values[same],
+        counts[counts > 0],
+    )
+
+
+def _month(days: npt.NDArray[np.int32]) -> IntArray:
+    return np.asarray(days.astype("datetime64[D]").astype("datetime64[M]").astype(np.int64))
+
+
+def _padded(values: FloatArray, starts: IntArray, lengths: IntArray) -> FloatArray:
+    """Segments of ``values`` as rows of a matrix, NaN-padded to the longest."""
+    width = int(lengths.max()) if len(lengths) else 0
+    offsets = np.arange(width)
+    index = starts[:, None] + offsets[None, :]
+    valid = offsets[None, :] < lengths[:, None]
+    if not len(values):
+        return np.full(index.shape, np.nan)
+    return np.where(valid, values[np.minimum(index, len(values) - 1)], np.nan)
+
+
+def _segment_metrics(returns: FloatArray, bench: FloatArray) -> dict[str, FloatArray]:
+    summary = metrics.performance_summary(returns, bench, periods_per_year=TRADING_DAYS_PER_YEAR)
+    return {name: summary[name] for name in METRIC_COLUMNS}
+
+
+def _segments(keys: Sequence[npt.NDArray[np.int64]]) -> tuple[IntArray, IntArray]:
+    """Starts and lengths of the runs where every key stays the same."""
+    n = len(keys[0])
+    if n == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    change = np.zeros(n, dtype=bool)
+    change[0] = True
+    for key in keys:
+        change[1:] |= key[1:] != key[:-1]
+    starts = np.flatnonzero(change).astype(np.int64)
+    lengths = np.diff(np.append(starts, n)).astype(np.int64)
+    return starts, lengths
+
+
+def benchmark_aligned(
+    days: npt.NDArray[np.int32], bench_days: IntArray, bench: FloatArray
+) -> FloatArray:
+    """The benchmark return on each of ``days`` (NaN where it has none)."""
+    if not len(bench_days):
+        return np.full(len(days), np.nan)
+    pos = np.clip(np.searchsorted(bench_days, days), 0, len(bench_days) - 1)
+    return np.where(bench_days[pos] == days, bench[pos], np.nan)
+
+
+def period_metrics(
+    rets: Returns, bench_days: IntArray, bench: FloatArray, symbols: Sequence[str] | None
+) -> pd.DataFrame:
+    """Metrics of every symbol for the whole range (``ALL``) and for each calendar month.
+
+    A month's first return uses the previous trading day's close when the selection has it (the
+    returns are computed over the whole series first). ``start`` and ``end`` are the dates of a
+    period's first and last return. ``symbols`` restricts the output (None: every symbol).
+    """
+    codes = rets.codes.astype(np.int64)
+    bench_row = benchmark_aligned(rets.days, bench_days, bench)
+    months = _month(rets.days)
+    frames = []
+    for label, keys in ((PERIOD_ALL, [codes]), (None, [codes, months])):
+        starts, lengths = _segments(keys)
+        if not len(starts):
+            continue
+        values = _segment_metrics(
+            _padded(rets.values, starts, lengths), _padded(bench_row, starts, lengths)
+        )
+        last = starts + lengths - 1
+        period = (
+            np.full(len(starts), PERIOD_ALL, dtype=object)
+            if label
+            else months[starts].astype("datetime64[M]").astype(str)
+        )
+        frames.append(
+            pd.DataFrame(
+                {
+                    "symbol": rets.names[codes[starts]],
+                    "period": period,
+                    "start": rets.days[starts].astype("datetime64[D]"),
+                    "end": rets.days[last].astype("datetime64[D]"),
+                    "n_returns": lengths,
+                    **values,
+                }
+            )
+        )
+    # Symbols with a single price have no return at all: an ALL row of NaN metrics.
+    no_return = sorted(set(rets.counts.index) - set(rets.names[np.unique(codes)]))
+    if no_return:
+        frames.append(
+            pd.DataFrame({"symbol": no_return, "period": PERIOD_ALL, "n_returns": 0}).reindex(
+                columns=list(OUTPUT_COLUMNS)
+            )
+        )
+    if not frames:
+        empty: pd.DataFrame = metrics_schema().empty_table().to_pandas()
+        return empty
+    out = pd.concat(frames, ignore_index=True)
+    if symbols is not None:
+        out = out[out["symbol"].isin(set(symbols))]
+    out = out.astype({"symbol": str, "period": str, "n_returns": np.int64})
+    out["start"] = pd.to_datetime(out["start"]).dt.date
+    out["end"] = pd.to_datetime(out["end"]).dt.date
+    all_first = np.where(out["period"] == PERIOD_ALL, 0, 1)
+    out = out.assign(_all=all_first).sort_values(["symbol", "_all", "period"]).drop(columns="_all")
+    return out.reset_index(drop=True)[list(OUTPUT_COLUMNS)]
+
+
+def metrics_schema() -> pa.Schema:
+    fields = [
+        pa.field("symbol", pa.string()),
+        pa.field("period", pa.string()),
+        pa.field("start", pa.date32()),
+        pa.field("end", pa.date32()),
+        pa.field("n_returns", pa.int64()),
+    ]
+    fields += [pa.field(name, pa.float64()) for name in METRIC_COLUMNS]
+    return pa.schema(fields)
+
+
+@dataclass(frozen=True)
+class BenchmarkPart:
+    """What one bucket knows of the benchmark: the symbol's returns, or equal-weight sums."""
+
+    symbol_days: IntArray | None
+    symbol_returns: FloatArray | None
+    ew_days: IntArray
+    ew_sum: FloatArray
+    ew_count: IntArray
+
+
+def benchmark_part(rets: Returns, benchmark: str, selected: Sequence[str] | None) -> BenchmarkPart:
+    """The benchmark symbol's returns if this bucket has them; equal-weight sums by day."""
+    where = np.flatnonzero(rets.names == benchmark)
+    sym_days = sym_rets = None
+    if len(where):
+        mask = rets.codes == where[0]
+        sym_days = rets.days[mask].astype(np.int64)
+        sym_rets = rets.values[mask]
+    in_ew = (
+        np.ones(len(rets.codes), dtype=bool)
+        if selected is None
+        else np.isin(rets.names[rets.codes].astype(str), np.asarray(list(selected), dtype=str))
+    )
+    days, inverse = np.unique(rets.days[in_ew].astype(np.int64), return_inverse=True)
+    sums = np.asarray(
+        np.bincount(inverse, weights=rets.values[in_ew], minlength=len(days)), dtype=np.float64
+    )
+    counts = np.bincount(inverse, minlength=len(days)).astype(np.int64)
+    return BenchmarkPart(sym_days, sym_rets, days.astype(np.int64), sums, counts)
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    label: str
+    days: IntArray
+    returns: FloatArray
+
+
+def combine_benchmark(parts: Sequence[BenchmarkPart], benchmark: str, explicit: bool) -> Benchmark:
+    """The benchmark series: the symbol's returns, else the equal-weighted mean return.
+
+    ``explicit`` (the user named the symbol) makes a missing symbol an error, not a fallback.
+    """
+    for part in parts:
+        if part.symbol_days is not None and part.symbol_returns is not None:
+            return Benchmark(benchmark, part.symbol_days, part.symbol_returns)
+    if explicit:
+        raise InputError(
+            f"benchmark symbol {benchmark!r} has no prices in the selected range; "
+            "pick another --benchmark or omit it for the equal-weighted mean of the symbols",
+            dataset="prices",
+            column="symbol",
+        )
+    if not parts:
+        return Benchmark("equal-weighted", np.zeros(0, np.int64), np.zeros(0))
+    days = np.concatenate([p.ew_days for p in parts])
+    all_days, inverse = np.unique(days, return_inverse=True)
+    sums = np.bincount(inverse, weights=np.concatenate([p.ew_sum for p in parts]))
+    counts = np.bincount(inverse, weights=np.concatenate([p.ew_count for p in parts]))
+    return Benchmark("equal-weighted", all_days, sums / counts)

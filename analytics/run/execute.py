@@ -1,0 +1,133 @@
+"""Running a job into its run folder: prepare the folder, run, commit the manifest last."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable, Mapping
+from importlib import metadata
+from typing import TYPE_CHECKING, Any
+
+from analytics.errors import InputError
+from analytics.jobs.contract import JobContext, JobSpec, RunSettings
+from analytics.options import values_of
+from analytics.run.folder import RunFolder, outputs_of
+from analytics.run.manifest import FileEntry, FileSet, Manifest
+from analytics.run.resume import Checkpoint, read_record, remove_record
+
+if TYPE_CHECKING:
+    from distributed import Client
+
+log = logging.getLogger(__name__)
+
+
+def code_version() -> str:
+    try:
+        return metadata.version("finbatch")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def parameters(settings: RunSettings, options: Any) -> dict[str, Any]:
+    """A run's parameters as the manifest records them: the common options by their command-line
+    names, then the job's own."""
+    common = {
+        "input": settings.input_url,
+        "output": settings.output_url,
+        "start": settings.start,
+        "end": settings.end,
+        "symbols": settings.symbols,
+        "on_bad_rows": settings.on_bad_rows,
+        "run_id": settings.run_id,
+        "overwrite": settings.overwrite,
+    }
+    return dict(sorted({**common, **values_of(options)}.items()))
+
+
+def execute(
+    spec: JobSpec,
+    client: Client,
+    settings: RunSettings,
+    options: Any,
+    cluster_info: Callable[[], dict[str, Any]] | None = None,
+    recorded: Mapping[str, Any] | None = None,
+) -> Manifest:
+    """Run the job and commit its outputs: clear its tables, write them, manifest last.
+
+    A resumable job records its finished pieces as it goes; a failed or terminated run keeps
+    them and the record (no manifest: the run does not exist), so that the next attempt of the
+    same run id in resume mode computes only the rest. Bad input (:class:`InputError`) leaves
+    nothing: a retry would fail the same way. ``recorded`` adds parameters to the manifest that
+    do not change the results (the cluster's size, the database: already redacted).
+    """
+    folder = RunFolder(settings.output_url)
+    tables = spec.table_names
+    previous = read_record(settings.output_url) if settings.resume and spec.resumable else None
+    if previous is not None and (previous.get("job"), previous.get("run_id")) != (
+        spec.name,
+        settings.run_id,
+    ):
+        log.info(
+            "not resuming: %s records job %r run %r, not job %r run %r; starting from zero",
+            settings.output_url,
+            previous.get("job"),
+            previous.get("run_id"),
+            spec.name,
+            settings.run_id,
+        )
+        previous = None
+    if settings.resume and not spec.resumable:
+        log.info("the %s job does not resume: starting from zero", spec.name)
+    folder.prepare(
+        spec.name,
+        settings.run_id,
+        tables,
+        overwrite=settings.overwrite,
+        keep_tables=previous is not None,
+    )
+    if previous is None:
+        remove_record(settings.output_url)
+    params = parameters(settings, options)
+    checkpoint = (
+        Checkpoint(settings.output_url, spec.name, settings.run_id, tables, params, previous)
+        if spec.resumable
+        else None
+    )
+    started = _now()
+    t0 = time.perf_counter()
+    try:
+        result = spec.run(JobContext(client, settings, options, checkpoint))
+    except BaseException as err:
+        if checkpoint is None or isinstance(err, InputError):
+            folder.discard(tables)  # no partial output: the tables of a failed run go
+            remove_record(settings.output_url)
+        else:  # keep what finished for the next attempt; still no manifest
+            checkpoint.close()
+        raise
+    manifest = Manifest(
+        job=spec.name,
+        run_id=settings.run_id,
+        parameters=dict(sorted({**params, **(recorded or {})}.items())),
+        code_version=code_version(),
+        started_at=started,
+        finished_at=_now(),
+        duration_s=round(time.perf_counter() - t0, 3),
+        inputs={
+            name: FileSet(tuple(FileEntry(f.url, f.size) for f in files))
+            for name, files in result.inputs.items()
+        },
+        outputs=outputs_of(result.parts),
+        summary=result.summary,
+        cluster=cluster_info() if cluster_info else {},
+    )
+    if checkpoint is not None:
+        checkpoint.close()
+    url = folder.commit(manifest)
+    if checkpoint is not None:
+        checkpoint.finish()
+    return Manifest(**{**manifest.__dict__, "manifest_url": url})

@@ -1,0 +1,254 @@
+"""From resolved settings to a committed, delivered run: the path the command line and
+:func:`finbatch.run` share.
+
+1. the job's ``prepare`` checks and resolves its options, and every input dataset is listed,
+   before any cluster starts (a bad argument or a missing input fails in well under a second);
+2. the cluster comes from :mod:`cluster.runner` (a LocalCluster, an existing scheduler, or the
+   nodes of an AWS Batch multi-node parallel job);
+3. :func:`analytics.run.execute.execute` runs the job and commits its manifest;
+4. ``report.html`` is written and, when asked, the tables are loaded into PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from analytics.errors import FinbatchError, InputError
+from analytics.jobs.contract import JobSpec, RunSettings
+from finbatch.settings import ClusterSettings, DbSettings
+
+if TYPE_CHECKING:
+    from analytics.delivery.database import DbTarget
+    from analytics.run.manifest import Manifest
+    from cluster.runner import ClusterOptions
+
+log = logging.getLogger("finbatch")
+
+
+class Terminated(BaseException):
+    """SIGTERM (an AWS Batch timeout or cancel): unwind promptly, exit non-zero."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise Terminated
+
+
+def default_run_id(env: Mapping[str, str] = os.environ) -> str:
+    """``AWS_BATCH_JOB_ID`` without its ``#node`` suffix, else a UTC timestamp."""
+    job_id = env.get("AWS_BATCH_JOB_ID", "").split("#", 1)[0]
+    return job_id or dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+@dataclass
+class Outcome:
+    """A finished run: its manifest, the report's URL, what failed after the commit."""
+
+    manifest: Manifest | None = None
+    output_url: str = ""
+    report_url: str | None = None
+    failures: list[str] = field(default_factory=list)
+    #: An MNP child node's exit code (it runs a worker, not the job).
+    worker_exit: int | None = None
+
+
+#: Below this many input bytes (and without --workers/--threads-per-worker) the LocalCluster
+#: runs its worker as threads of this process: starting worker processes would cost more
+#: than the whole job (docs/performance.md).
+SMALL_INPUT_BYTES = 32 * 2**20
+
+
+def check_inputs(spec: JobSpec, settings: RunSettings) -> int:
+    """List every dataset the job reads (with hive pruning), so a missing or empty input is an
+    error before any cluster starts; the job lists them again when it runs. Returns their
+    bytes."""
+    from analytics.data.datasets import Selection, list_files
+
+    sel = Selection(settings.start, settings.end, settings.symbols)
+    return sum(f.size for name in spec.datasets for f in list_files(settings.input_url, name, sel))
+
+
+def cluster_options(
+    cluster: ClusterSettings,
+    output_url: str,
+    env: Mapping[str, str],
+    input_bytes: int | None = None,
+) -> ClusterOptions:
+    from cluster.local import ClusterSpec
+    from cluster.runner import ClusterOptions, mnp_options
+
+    mnp = mnp_options(
+        env,
+        output_url,
+        wait_for_nodes=float(cluster.wait_for_nodes),
+        min_nodes=cluster.min_nodes,
+        death_timeout=float(cluster.death_timeout),
+        insecure=cluster.insecure,
+    )
+    small = input_bytes is not None and input_bytes < SMALL_INPUT_BYTES
+    sized = cluster.workers is not None or cluster.threads_per_worker is not None
+    local = ClusterSpec(cluster.workers, cluster.threads_per_worker, processes=sized or not small)
+    return ClusterOptions(local, mnp)
+
+
+def db_target(db: DbSettings, env: Mapping[str, str] = os.environ) -> DbTarget | None:
+    """The database to load, from ``--db-url`` / ``$FINBATCH_DB_URL`` and ``--db-secret``."""
+    url = db.db_url or env.get("FINBATCH_DB_URL") or None
+    if not url and not db.db_secret:
+        return None
+    from analytics.delivery.database import DbTarget
+    from analytics.delivery.sink import SinkError, connection_params
+
+    secret = None
+    if db.db_secret:
+        from finbatch.secrets import read_secret
+
+        secret = read_secret(db.db_secret)
+    try:
+        return DbTarget(connection_params(url, secret), db.db_schema)
+    except SinkError as err:
+        raise InputError(str(err)) from err
+
+
+def run(
+    spec: JobSpec,
+    settings: RunSettings,
+    options: Any,
+    cluster: ClusterSettings | None = None,
+    db: DbSettings | None = None,
+    *,
+    env: Mapping[str, str] = os.environ,
+    say: Callable[[str], None] = print,
+) -> Outcome:
+    """Run ``spec`` end to end; raises :class:`FinbatchError` for what the user can act on."""
+    from cluster.context import Role, detect
+
+    cluster = cluster or ClusterSettings()
+    db = db or DbSettings()
+    ctx = detect(env, cluster.scheduler)
+    if ctx.role is Role.MNP_CHILD:
+        from cluster.runner import run_worker_node
+
+        log.info("node %d of %d: worker for job %s", ctx.node_index, ctx.num_nodes, ctx.job_id)
+        code = run_worker_node(ctx, cluster_options(cluster, settings.output_url, env), env)
+        return Outcome(worker_exit=code)
+    if not settings.run_id:
+        settings = dataclasses.replace(settings, run_id=default_run_id(env))
+    if ctx.attempt > 1:  # a Batch retry (same job id, so same run id) resumes
+        settings = dataclasses.replace(settings, resume=True)
+    if spec.prepare is not None:
+        settings, options = spec.prepare(settings, options)
+    input_bytes = check_inputs(spec, settings)
+    target = db_target(db, env)  # a bad URL or an unreadable secret fails before the job
+    copts = cluster_options(cluster, settings.output_url, env, input_bytes)
+    manifest = _execute(spec, settings, options, copts, ctx, say, _recorded(cluster, db))
+    return _deliver(spec, manifest, settings.output_url, target, say)
+
+
+def _execute(
+    spec: JobSpec,
+    settings: RunSettings,
+    options: Any,
+    copts: ClusterOptions,
+    ctx: Any,
+    say: Callable[[str], None],
+    recorded: Mapping[str, Any],
+) -> Manifest:
+    from analytics.run.execute import execute
+    from cluster.local import describe
+    from cluster.runner import open_client
+
+    in_main = _main_thread()
+    previous = signal.signal(signal.SIGTERM, _on_sigterm) if in_main else None
+    t0 = time.perf_counter()
+    try:
+        with open_client(ctx, copts, os.environ) as client:
+            info = describe(client)
+            say(
+                f"{spec.name}: run {settings.run_id} ({ctx.role.value}) on {info['workers']} "
+                f"workers / {info['threads']} threads; dashboard {client.dashboard_link}"
+            )
+            manifest = execute(spec, client, settings, options, lambda: describe(client), recorded)
+    finally:
+        if in_main and previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    rows = ", ".join(f"{t} {s.rows:,} rows" for t, s in manifest.outputs.items())
+    say(
+        f"{spec.name}: committed {manifest.manifest_url} ({rows}) "
+        f"in {time.perf_counter() - t0:.1f} s"
+    )
+    return manifest
+
+
+def _recorded(cluster: ClusterSettings, db: DbSettings) -> dict[str, Any]:
+    """What the manifest records of how the run was made (no password: URLs are redacted)."""
+    from analytics.options import values_of
+
+    values = {**values_of(cluster), **values_of(db)}
+    if values.get("db_url"):
+        from analytics.delivery.sink import redact
+
+        values["db_url"] = redact(values["db_url"])
+    return values
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def _deliver(
+    spec: JobSpec,
+    manifest: Manifest,
+    output_url: str,
+    target: DbTarget | None,
+    say: Callable[[str], None],
+) -> Outcome:
+    """After the commit: write report.html, then load the database. The run stays committed
+    whatever fails here; the failures are returned (the command line exits 1)."""
+    from analytics.report.page import write_report
+    from analytics.run.committed import CommittedRun
+
+    view = CommittedRun(manifest, output_url.rstrip("/"))
+    outcome = Outcome(manifest, output_url)
+    try:
+        outcome.report_url = write_report(view)
+        say(f"{spec.name}: report {outcome.report_url}")
+    except Exception as err:
+        log.exception("report failed")
+        outcome.failures.append(f"the report was not written: {err}")
+    if target is not None:
+        from analytics.delivery.database import load_database
+
+        try:
+            loaded = load_database(view, target)
+        except FinbatchError as err:
+            outcome.failures.append(str(err))
+        except Exception as err:
+            log.exception("database load failed")
+            outcome.failures.append(f"the database load failed: {type(err).__name__}: {err}")
+        else:
+            if loaded is not None:
+                rows = ", ".join(f"{target.schema}.{t} {n:,} rows" for t, n in loaded.rows.items())
+                say(f"{spec.name}: loaded {rows} in {loaded.seconds:.1f} s")
+    return outcome
+
+
+def report_failures(outcome: Outcome) -> None:
+    for failure in outcome.failures:
+        print(f"finbatch: error: {failure}", file=sys.stderr, flush=True)
+    if outcome.failures and outcome.manifest is not None:
+        print(
+            f"finbatch: the run {outcome.manifest.run_id} stays committed in {outcome.output_url}",
+            file=sys.stderr,
+            flush=True,
+        )
