@@ -15,8 +15,8 @@ import pyarrow as pa
 import pytest
 
 from analytics.constants import PERIOD_ALL
-from analytics.errors import InputError
 from analytics.data import buckets
+from analytics.errors import InputError
 from analytics.jobs.market_performance import kernel as pk
 
 CLOSE = ("close",)
