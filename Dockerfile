@@ -1,5 +1,5 @@
 # finbatch: one image for every node of an AWS Batch job (multi-node or single-node).
-# Build: docker build -t finbatch:0.1.0 .   (see the README's "Deploy" section)
+# Build: docker build -t finbatch:0.1.0 .   (see docs/aws.md, "Deploy")
 #
 # Stage 1 installs the pinned dependencies (constraints.txt) and finbatch into a virtualenv;
 # stage 2 copies that virtualenv alone onto a clean slim base and runs it as a non-root user.

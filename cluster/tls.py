@@ -5,7 +5,7 @@ certificate with the node certificate and key (never the CA's key) under the run
 prefix (``_cluster/tls-attempt-N.json``), where the children, which run with the same job role,
 read it. The scheduler, every worker and the driver require a peer certificate signed by the
 job's CA, so a client without the job's credentials is refused at the TLS handshake. The bundle
-is deleted when the job ends. See ``docs/aws.md`` for the threat model.
+is deleted when the job ends. See docs/aws.md, "Security", for the threat model.
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """An independent backtester for the tests: plain Python loops over one symbol's days.
 
-It shares nothing with :mod:`analytics.jobs.backtest` but the definitions written in the README:
-the strategies' rules, the execution model and the statistics' conventions (metrics from
-:mod:`analytics.stats.metrics`, as market-performance computes them). The other backtest tests
-import it; the tests at the bottom check it against a path worked out by hand.
+It shares nothing with :mod:`analytics.jobs.backtest` but the definitions written in
+docs/jobs/backtest.md: the strategies' rules, the execution model and the statistics'
+conventions (metrics from :mod:`analytics.stats.metrics`, as market-performance computes them). The
+other backtest tests import it; the tests at the bottom check it against a path worked out by
+hand.
 """
 
 from __future__ import annotations
@@ -93,7 +94,7 @@ def execute(
     fee: float,
     slippage: float,
 ) -> Run:
-    """The README's execution model, one day at a time, with cash and shares."""
+    """The execution model of docs/jobs/backtest.md, one day at a time, with cash and shares."""
     cash, shares, pos = 1.0, 0.0, 0
     entry_fill = math.nan
     previous = 1.0
@@ -133,7 +134,7 @@ def execute(
 
 
 def statistics(run: Run) -> dict[str, float]:
-    """The ``results/`` statistics of one run (NaN where the README says so)."""
+    """The ``results/`` statistics of one run (NaN where docs/jobs/backtest.md says so)."""
     r = np.asarray([run.returns])
     out = {
         "total_return": float(metrics.total_return(r)[0]),

@@ -1,7 +1,7 @@
 """What the CloudFormation template promises, read from the resolved template.
 
 cfn-lint checks that the template is valid CloudFormation; these tests check that it is the
-deployment the README describes: who may reach the nodes, what each role may do, where each
+deployment docs/aws.md describes: who may reach the nodes, what each role may do, where each
 queue runs, when the schedules fire and what they submit, and what an alert says.
 """
 

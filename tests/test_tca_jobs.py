@@ -222,7 +222,7 @@ def read_files(folder: Path) -> pd.DataFrame:
 
 
 def naive_metrics(orders: pd.DataFrame, fills: pd.DataFrame, bars: pd.DataFrame) -> pd.DataFrame:
-    """The README's definitions, one order at a time with plain pandas filters."""
+    """The definitions of docs/jobs/tca.md, one order at a time with plain pandas filters."""
     rows = []
     for order in orders.itertuples():
         # the bars of the order's symbol on the order's date
