@@ -21,6 +21,7 @@ from moto import mock_aws
 
 from cluster.batch import submit
 from cluster.batch.gateway import BatchGateway
+from cluster.batch.jobdef import JobDefinitionSpec, retry_strategy
 from cluster.batch.metrics import NAMESPACE
 from cluster.batch.publish import publish_job_metrics
 from tests.conftest import read_manifest, run_cli
@@ -140,6 +141,10 @@ def test_spot_fanout_dry_run_is_an_array_and_a_merge(market: Path) -> None:
     assert result.code == 0, result.stderr
     array, merge = json.loads(result.stdout)
     assert array["arrayProperties"] == {"size": 3}
+    # Spot shards get more attempts, with the definition's rules (the override replaces them).
+    assert array["retryStrategy"] == retry_strategy(JobDefinitionSpec(), spot=True)
+    assert array["retryStrategy"]["attempts"] == 6
+    assert "retryStrategy" not in merge
     assert array["parameters"]["options"].endswith("--shard array/3")
     assert merge["parameters"]["options"].endswith("--merge-shards 3")
     assert "arrayProperties" not in merge and merge["jobDefinition"] == "finbatch"

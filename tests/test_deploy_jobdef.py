@@ -453,3 +453,37 @@ def test_batch_run_cli_errors_exit_2() -> None:
     result = run_cli(["batch", "run", "tca", "s3://d", "s3://r", "none", "--output x"])
     assert result.code == 2
     assert "give it in the 'output' parameter" in result.stderr
+
+
+# --------------------------------------------------------------------------------------------
+# The main node's worker: the runtime reads the reserve the definitions set
+
+
+def test_the_main_node_reads_the_definitions_reserve() -> None:
+    from cluster.mnp import main_worker_memory
+    from cluster.runner import MAIN_RESERVE_ENV, mnp_options
+
+    request = multinode_definition(JobDefinitionSpec(memory_mib=28_000))
+    main = request["nodeProperties"]["nodeRangeProperties"][0]["container"]
+    env = {e["name"]: e["value"] for e in main["environment"]}
+    assert MAIN_RESERVE_ENV in env
+    options = mnp_options(
+        env, "s3://r/x", wait_for_nodes=60, min_nodes=None, death_timeout=60, insecure=False
+    )
+    assert options.main_reserve_mib == 6144
+    # A 28,000 MiB container: the worker may use 28,000 - 6,144 = 21,856 MiB.
+    container = 28_000 * 2**20
+    assert main_worker_memory(container, options.main_reserve_mib) == 21_856 * 2**20
+    # No reserve (a local run, the simulator): Dask's default, the whole memory.
+    assert main_worker_memory(container, None) == "auto"
+    # A reserve that would starve the worker: it keeps a quarter (7,000 MiB).
+    assert main_worker_memory(container, 25_000) == 7_000 * 2**20
+    with pytest.raises(InputError, match="expected a whole number of MiB"):
+        mnp_options(
+            {MAIN_RESERVE_ENV: "6 GiB"},
+            "s3://r/x",
+            wait_for_nodes=60,
+            min_nodes=None,
+            death_timeout=60,
+            insecure=False,
+        )
