@@ -33,7 +33,7 @@ Why each setting is what it is:
   worker with a bus error. It is tmpfs: it costs memory only when used.
 - **timeout**: covers the whole job (all nodes); on timeout Batch sends SIGTERM, and the main
   node abandons the job, records what finished (no manifest) and exits 1. A timed-out job is
-  not retried.
+  not retried. A submission may give its own (the schedules do: one per job).
 """
 
 from __future__ import annotations
