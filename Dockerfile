@@ -1,12 +1,17 @@
 # finbatch: one image for every node of an AWS Batch job (multi-node or single-node).
 # Build: docker build -t finbatch:0.1.0 .   (see docs/aws.md, "Deploy")
 #
-# Stage 1 installs the pinned dependencies (constraints.txt) and finbatch into a virtualenv;
+# Stage 1 installs the locked dependencies (requirements.lock: constraints.txt's versions, each
+# with its files' SHA-256, installed with --require-hashes) and finbatch into a virtualenv;
 # stage 2 copies that virtualenv alone onto a clean slim base and runs it as a non-root user.
 # No credentials and no data go into the image: jobs get AWS access from their job role and
 # read their data from S3 at run time.
+#
+# The base is pinned by digest (both stages): a re-pushed tag cannot change what is built. To
+# move to a newer base, read the tag's current digest and replace it in both FROM lines:
+#   docker buildx imagetools inspect python:3.11-slim-bookworm --format '{{json .Manifest.Digest}}'
 
-FROM python:3.11-slim-bookworm AS build
+FROM python:3.11-slim-bookworm@sha256:2e32f7d302adc1c37428355c1e646897c0c53f4fd60b6a551245fb90ee129f91 AS build
 
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1 \
@@ -14,21 +19,24 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
 
 WORKDIR /src
 
-# Dependencies first, in their own layer: it is rebuilt only when the pins change.
-COPY constraints.txt ./
+# Dependencies first, in their own layer: it is rebuilt only when the lock changes. Every file
+# pip fetches must match a hash of the lock, and nothing unlocked can come in (--no-deps).
+COPY requirements.lock ./
 RUN python -m venv /opt/finbatch \
-    && pip install --no-cache-dir --requirement constraints.txt
+    && pip install --no-cache-dir --require-hashes --no-deps --requirement requirements.lock
 
+# finbatch itself (a local folder has no hash to check) with the locked build backend and
+# nothing else; pip check proves the locked set satisfies its dependencies.
 COPY pyproject.toml README.md entrypoint.py ./
 COPY analytics/ analytics/
 COPY cluster/ cluster/
 COPY finbatch/ finbatch/
-RUN pip install --no-cache-dir --no-build-isolation --constraint constraints.txt . \
+RUN pip install --no-cache-dir --no-build-isolation --no-deps . \
     && pip check \
     && finbatch --help > /dev/null
 
 
-FROM python:3.11-slim-bookworm
+FROM python:3.11-slim-bookworm@sha256:2e32f7d302adc1c37428355c1e646897c0c53f4fd60b6a551245fb90ee129f91
 
 # A fixed, unprivileged user: the job role gives AWS access, nothing needs root.
 RUN groupadd --system --gid 10001 finbatch \

@@ -27,6 +27,7 @@ import dask
 from distributed import Client, LocalCluster, Nanny
 from distributed.diagnostics.plugin import SchedulerPlugin
 from distributed.security import Security
+from distributed.system import MEMORY_LIMIT
 
 from analytics.data.storage import is_local, join, open_fs
 from analytics.errors import FinbatchError
@@ -59,6 +60,31 @@ class MnpOptions:
     no_workers_timeout: str = "10 minutes"
     #: How long the node count may stay below --min-nodes before the job fails.
     below_min_grace: float = BELOW_MIN_GRACE_S
+    #: MiB of the main node's memory kept from its worker for the scheduler and the driver
+    #: (FINBATCH_MAIN_NODE_RESERVE_MIB, set by the job definitions); None: no reserve.
+    main_reserve_mib: int | None = None
+
+
+def main_worker_memory(total_bytes: int, reserve_mib: int | None) -> int | str:
+    """The memory limit of the main node's worker: the container's memory less the reserve.
+
+    Dask pauses, spills and finally restarts a worker near its limit; without a reserve the
+    worker's limit is the whole container, and the kernel kills the container (scheduler and
+    driver with it) first. A reserve that would leave the worker under a quarter of the memory
+    is capped there. ``"auto"`` (Dask's default: all of it) without a reserve.
+    """
+    if reserve_mib is None:
+        return "auto"
+    limit = total_bytes - reserve_mib * 2**20
+    if limit < total_bytes // 4:
+        log.warning(
+            "the main node's reserve (%d MiB) leaves its worker under a quarter of the %d MiB "
+            "available: the worker keeps a quarter",
+            reserve_mib,
+            total_bytes // 2**20,
+        )
+        return total_bytes // 4
+    return limit
 
 
 class NodeLost(FinbatchError):
@@ -211,6 +237,7 @@ def main_node(ctx: NodeContext, host: str, opts: MnpOptions) -> Iterator[Client]
         cluster = LocalCluster(
             n_workers=1,
             threads_per_worker=machine_cpus(),
+            memory_limit=main_worker_memory(MEMORY_LIMIT, opts.main_reserve_mib),
             processes=True,
             host=host,
             scheduler_port=opts.scheduler_port,

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from distributed import Client
 
+from analytics.errors import InputError
 from cluster.address import node_address
 from cluster.context import NodeContext, Role
 from cluster.local import ClusterSpec, connect
@@ -27,6 +28,8 @@ from cluster.mnp import (
 SCHEDULER_PORT_ENV = "CLUSTER_SCHEDULER_PORT"
 DASHBOARD_PORT_ENV = "CLUSTER_DASHBOARD_PORT"
 BELOW_MIN_GRACE_ENV = "CLUSTER_BELOW_MIN_GRACE_S"
+#: Set by the job definitions (cluster/batch/jobdef.py): MiB kept from the main node's worker.
+MAIN_RESERVE_ENV = "FINBATCH_MAIN_NODE_RESERVE_MIB"
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,9 @@ def mnp_options(
     """The MNP options from the command line, with the environment's overrides (the simulator
     runs several jobs on one machine, so it moves the ports; tests shorten the grace period)."""
     grace = env.get(BELOW_MIN_GRACE_ENV)
+    reserve = env.get(MAIN_RESERVE_ENV, "").strip()
+    if reserve and not reserve.isdigit():
+        raise InputError(f"{MAIN_RESERVE_ENV}={reserve!r}: expected a whole number of MiB")
     return MnpOptions(
         output_url=output_url,
         wait_for_nodes=wait_for_nodes,
@@ -56,6 +62,7 @@ def mnp_options(
         scheduler_port=int(env.get(SCHEDULER_PORT_ENV) or SCHEDULER_PORT),
         dashboard_port=int(env.get(DASHBOARD_PORT_ENV) or DASHBOARD_PORT),
         below_min_grace=float(grace) if grace else BELOW_MIN_GRACE_S,
+        main_reserve_mib=int(reserve) if reserve else None,
     )
 
 

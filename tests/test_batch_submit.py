@@ -19,6 +19,7 @@ import pandas as pd
 import pytest
 from moto import mock_aws
 
+from cluster.batch.jobdef import JobDefinitionSpec, retry_strategy
 from finbatch.batch import submit
 from finbatch.batch.gateway import BatchGateway
 from finbatch.batch.metrics import NAMESPACE
@@ -140,6 +141,10 @@ def test_spot_fanout_dry_run_is_an_array_and_a_merge(market: Path) -> None:
     assert result.code == 0, result.stderr
     array, merge = json.loads(result.stdout)
     assert array["arrayProperties"] == {"size": 3}
+    # Spot shards get more attempts, with the definition's rules (the override replaces them).
+    assert array["retryStrategy"] == retry_strategy(JobDefinitionSpec(), spot=True)
+    assert array["retryStrategy"]["attempts"] == 6
+    assert "retryStrategy" not in merge
     assert array["parameters"]["options"].endswith("--shard array/3")
     assert merge["parameters"]["options"].endswith("--merge-shards 3")
     assert "arrayProperties" not in merge and merge["jobDefinition"] == "finbatch"

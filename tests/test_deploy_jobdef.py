@@ -20,7 +20,13 @@ from botocore.validate import ParamValidator
 from analytics import jobs
 from analytics.errors import InputError
 from cluster.batch.command import COMMAND, PARAMETER_NAMES, job_argv
-from cluster.batch.jobdef import JobDefinitionSpec, multinode_definition, single_node_definition
+from cluster.batch.jobdef import (
+    MAX_RETRY_RULES,
+    JobDefinitionSpec,
+    multinode_definition,
+    retry_strategy,
+    single_node_definition,
+)
 from cluster.batch.template import (
     Context,
     conditions,
@@ -102,17 +108,107 @@ def test_multinode_definition(nodes: int) -> None:
     assert request["platformCapabilities"] == ["EC2"]
 
 
+def _batch_decides(rules: list[dict[str, str]], attempt: dict[str, Any]) -> str:
+    """What Batch does with a failed attempt: the first rule whose every condition matches
+    (a pattern ending in ``*`` matches a prefix, else the whole text; an absent field is
+    empty) gives the action; an attempt that matches no rule is retried."""
+
+    def matches(pattern: str, value: object) -> bool:
+        text = "" if value is None else str(value)
+        return text.startswith(pattern[:-1]) if pattern.endswith("*") else text == pattern
+
+    fields = {"onStatusReason": "statusReason", "onReason": "reason", "onExitCode": "exitCode"}
+    for rule in rules:
+        conditions = {k: v for k, v in rule.items() if k != "action"}
+        if all(matches(v, attempt.get(fields[k])) for k, v in conditions.items()):
+            return rule["action"]
+    return "RETRY"
+
+
+#: Failed attempts as Batch reports them (status reason, the container's reason, exit code).
+ATTEMPTS = {
+    "spot reclaimed": (
+        {"statusReason": "Host EC2 (instance i-0a1b2c3d4e5f67890) terminated."},
+        "RETRY",
+    ),
+    "image pull throttled": (
+        {
+            "statusReason": "Task failed to start",
+            "reason": "CannotPullContainerError: pull rate limit exceeded",
+        },
+        "RETRY",
+    ),
+    "network interface not ready": (
+        {
+            "statusReason": "Task failed to start",
+            "reason": "ResourceInitializationError: failed to configure ENI: timed out",
+        },
+        "RETRY",
+    ),
+    "storage kept failing (exit 75)": (
+        {"statusReason": "Essential container in task exited", "reason": "", "exitCode": 75},
+        "RETRY",
+    ),
+    "bad input (exit 2)": (
+        {"statusReason": "Essential container in task exited", "reason": "", "exitCode": 2},
+        "EXIT",
+    ),
+    "failure (exit 1)": (
+        {"statusReason": "Essential container in task exited", "reason": "", "exitCode": 1},
+        "EXIT",
+    ),
+    "out of memory (exit 137)": (
+        {
+            "statusReason": "Essential container in task exited",
+            "reason": "OutOfMemoryError: Container killed due to memory usage",
+            "exitCode": 137,
+        },
+        "EXIT",
+    ),
+    # 7 and 750 start with the digits of 75: the rule is the whole code, not a prefix.
+    "exit 7": ({"statusReason": "Essential container in task exited", "exitCode": 7}, "EXIT"),
+    "exit 750": ({"statusReason": "Essential container in task exited", "exitCode": 750}, "EXIT"),
+}
+
+
 @pytest.mark.parametrize("build", [multinode_definition, single_node_definition])
-def test_retry_only_on_host_loss_with_the_catch_all_last(build: Any) -> None:
+@pytest.mark.parametrize("case", sorted(ATTEMPTS))
+def test_retry_transient_failures_and_exit_75_only(build: Any, case: str) -> None:
+    strategy = build(JobDefinitionSpec())["retryStrategy"]
+    attempt, expected = ATTEMPTS[case]
+    assert _batch_decides(strategy["evaluateOnExit"], attempt) == expected
+
+
+@pytest.mark.parametrize("build", [multinode_definition, single_node_definition])
+def test_retry_rules_fit_batch_limits(build: Any) -> None:
     strategy = build(JobDefinitionSpec())["retryStrategy"]
     rules = strategy["evaluateOnExit"]
     assert strategy["attempts"] == 3
-    assert rules[0] == {"onStatusReason": "Host EC2*", "action": "RETRY"}
-    # An attempt that matches no rule is retried: the catch-all EXIT must come last, and be
-    # the only other rule (exit 1 and 2 are the job's verdict, not worth a retry).
+    assert len(rules) <= MAX_RETRY_RULES == 5
+    # An attempt that matches no rule is retried: the catch-all EXIT comes last.
     assert rules[-1] == {"onReason": "*", "action": "EXIT"}
-    assert len(rules) == 2
-    assert [r["action"] for r in rules].count("RETRY") == 1
+    assert [r["action"] for r in rules[:-1]] == ["RETRY"] * (len(rules) - 1)
+    # Batch's pattern syntax: letters, digits, periods, colons, spaces, one trailing asterisk.
+    for rule in rules:
+        for key, pattern in rule.items():
+            if key != "action":
+                assert re.fullmatch(r"[A-Za-z0-9.: ]*\*?", pattern), pattern
+    # Spot work: the same rules, more attempts (a SubmitJob retryStrategy replaces the whole).
+    spot = retry_strategy(JobDefinitionSpec(), spot=True)
+    assert spot == {"attempts": 6, "evaluateOnExit": rules}
+
+
+def test_main_node_reserve_is_in_every_container() -> None:
+    spec = JobDefinitionSpec(memory_mib=28_000, main_node_reserve_mib=6144)
+    multinode = multinode_definition(spec)["nodeProperties"]["nodeRangeProperties"]
+    single = single_node_definition(spec)["containerProperties"]
+    for container in (multinode[0]["container"], multinode[1]["container"], single):
+        environment = {e["name"]: e["value"] for e in container["environment"]}
+        # No summary topic given: no summary variable (the alert topic never gets one).
+        assert environment == {"FINBATCH_MAIN_NODE_RESERVE_MIB": "6144"}
+    # 28,000 - 6,144 = 21,856 MiB for the main node's worker.
+    with pytest.raises(InputError, match="leaves its worker under 2048 MiB"):
+        multinode_definition(JobDefinitionSpec(memory_mib=8000, main_node_reserve_mib=6144))
 
 
 @pytest.mark.parametrize("build", [multinode_definition, single_node_definition])
@@ -223,7 +319,7 @@ def _template_definitions(given: dict[str, str]) -> dict[str, dict[str, Any]]:
         "JobRole": {"Ref": "finbatch-JobRole-ABC", "Arn": ROLE},
         "ExecutionRole": {"Ref": "finbatch-ExecutionRole-DEF", "Arn": EXEC_ROLE},
         "LogGroup": {"Ref": LOG_GROUP},
-        "AlertTopic": {"Ref": TOPIC},
+        "SummaryTopic": {"Ref": TOPIC},
     }
     ctx = Context(values, created, conditions(template, values))
     resources = template["Resources"]
@@ -238,18 +334,22 @@ def _template_definitions(given: dict[str, str]) -> dict[str, dict[str, Any]]:
 @pytest.mark.parametrize(
     ("given", "cli"),
     [
+        # No summaries by default: no summary topic in the definitions.
         ({}, []),
         (
             {
                 "Nodes": "6",
                 "NodeVcpus": "32",
                 "NodeMemoryMiB": "120000",
+                "MainNodeReserveMiB": "16384",
                 "JobTimeoutSeconds": "7200",
                 "NamePrefix": "dev-",
+                "NotifyOnSuccess": "true",
             },
             [
                 *("--nodes", "6", "--vcpus", "32", "--memory", "120000"),
                 *("--timeout", "7200", "--name", "dev-finbatch"),
+                *("--main-node-reserve", "16384", "--summary-topic-arn", TOPIC),
             ],
         ),
     ],
@@ -265,8 +365,6 @@ def test_template_definitions_equal_the_cli(given: dict[str, str], cli: list[str
         EXEC_ROLE,
         "--log-group",
         LOG_GROUP,
-        "--summary-topic-arn",
-        TOPIC,
         "--data-url",
         "s3://acme-market-data/finbatch/data",
         "--results-url",
@@ -358,3 +456,37 @@ def test_batch_run_cli_errors_exit_2() -> None:
     result = run_cli(["batch", "run", "tca", "s3://d", "s3://r", "none", "--output x"])
     assert result.code == 2
     assert "give it in the 'output' parameter" in result.stderr
+
+
+# --------------------------------------------------------------------------------------------
+# The main node's worker: the runtime reads the reserve the definitions set
+
+
+def test_the_main_node_reads_the_definitions_reserve() -> None:
+    from cluster.mnp import main_worker_memory
+    from cluster.runner import MAIN_RESERVE_ENV, mnp_options
+
+    request = multinode_definition(JobDefinitionSpec(memory_mib=28_000))
+    main = request["nodeProperties"]["nodeRangeProperties"][0]["container"]
+    env = {e["name"]: e["value"] for e in main["environment"]}
+    assert MAIN_RESERVE_ENV in env
+    options = mnp_options(
+        env, "s3://r/x", wait_for_nodes=60, min_nodes=None, death_timeout=60, insecure=False
+    )
+    assert options.main_reserve_mib == 6144
+    # A 28,000 MiB container: the worker may use 28,000 - 6,144 = 21,856 MiB.
+    container = 28_000 * 2**20
+    assert main_worker_memory(container, options.main_reserve_mib) == 21_856 * 2**20
+    # No reserve (a local run, the simulator): Dask's default, the whole memory.
+    assert main_worker_memory(container, None) == "auto"
+    # A reserve that would starve the worker: it keeps a quarter (7,000 MiB).
+    assert main_worker_memory(container, 25_000) == 7_000 * 2**20
+    with pytest.raises(InputError, match="expected a whole number of MiB"):
+        mnp_options(
+            {MAIN_RESERVE_ENV: "6 GiB"},
+            "s3://r/x",
+            wait_for_nodes=60,
+            min_nodes=None,
+            death_timeout=60,
+            insecure=False,
+        )

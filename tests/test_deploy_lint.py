@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "cluster" / "templates" / "finbatch.yaml"
 DOCKERFILE = ROOT / "Dockerfile"
 CONSTRAINTS = ROOT / "constraints.txt"
+LOCK = ROOT / "requirements.lock"
 
 
 def _tool(name: str) -> str:
@@ -110,9 +111,13 @@ def _instructions() -> list[tuple[str, str]]:
 def test_dockerfile_contract() -> None:
     steps = _instructions()
     froms = [args for word, args in steps if word == "FROM"]
-    # Multi-stage, both stages on a slim Python 3.11.
+    # Multi-stage, both stages on one slim Python 3.11, pinned by digest (a re-pushed tag
+    # cannot change the image).
     assert len(froms) == 2
     assert all(re.match(r"python:3\.11(\.\d+)?-slim", f) for f in froms), froms
+    bases = {f.split()[0] for f in froms}
+    assert len(bases) == 1, bases
+    assert re.fullmatch(r"python:[\w.-]+@sha256:[0-9a-f]{64}", bases.pop())
     final = steps[max(i for i, (word, _) in enumerate(steps) if word == "FROM") :]
     final_words = dict(final)
     # Runs as a fixed non-root user (numeric: resolvable without /etc/passwd lookups).
@@ -123,10 +128,14 @@ def test_dockerfile_contract() -> None:
     # The final stage copies the built virtualenv only: no source tree, no build tools.
     copies = [args for word, args in final if word in ("COPY", "ADD")]
     assert copies == ["--from=build /opt/finbatch /opt/finbatch"]
-    # The pins are used: dependencies from constraints.txt, the project under them.
-    runs = " ".join(args for word, args in steps if word == "RUN")
-    assert "--requirement constraints.txt" in runs
-    assert "--constraint constraints.txt ." in runs
+    # The lock is used with its hashes, and nothing unlocked comes in: the dependencies with
+    # --require-hashes, the project (a folder: no hash) without dependencies.
+    runs = [args for word, args in steps if word == "RUN"]
+    installs = [r for r in runs if "pip install" in r]
+    assert len(installs) == 2, installs
+    assert "--require-hashes --no-deps --requirement requirements.lock" in installs[0]
+    assert re.search(r"--no-deps \.( |$)", installs[1]), installs[1]
+    assert "pip check" in installs[1]
     # No secrets in the image: no ARG/ENV that looks like a credential.
     for word, args in steps:
         if word in ("ARG", "ENV"):
@@ -145,7 +154,7 @@ def test_the_build_context_is_an_allowlist() -> None:
     allowed = {line[1:].rstrip("/") for line in lines if line.startswith("!")}
     assert allowed == {
         "Dockerfile",
-        "constraints.txt",
+        "requirements.lock",
         "pyproject.toml",
         "README.md",
         "entrypoint.py",
@@ -217,3 +226,48 @@ def test_tests_run_the_versions_the_image_ships(name: str) -> None:
     # CI installs with --constraint constraints.txt: the packages every node checks for
     # equality (cluster/mnp.py) are the ones tested here.
     assert metadata.version(name) == _pins()[_normal(name)]
+
+
+# --------------------------------------------------------------------------------------------
+# requirements.lock: constraints.txt's versions, each with its files' hashes
+
+
+def _locked(path: Path = LOCK) -> dict[str, tuple[str, list[str]]]:
+    """name -> (version, hashes) of every requirement of the lock (continuations joined)."""
+    text = re.sub(r"\\\n\s*", " ", path.read_text())
+    locked = {}
+    for raw in text.splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if line:
+            requirement, *options = line.split()
+            name, _, version = requirement.partition("==")
+            assert version, f"requirements.lock: {requirement!r} is not pinned with =="
+            assert all(o.startswith("--hash=sha256:") for o in options), line
+            locked[_normal(name)] = (version, [o.removeprefix("--hash=sha256:") for o in options])
+    return locked
+
+
+def _unhashed(locked: dict[str, tuple[str, list[str]]]) -> list[str]:
+    """Requirements pip --require-hashes would refuse: no hash, or one that is no SHA-256."""
+    return sorted(
+        name
+        for name, (_, hashes) in locked.items()
+        if not hashes or not all(re.fullmatch(r"[0-9a-f]{64}", h) for h in hashes)
+    )
+
+
+def test_lock_holds_the_constraints_versions_with_hashes() -> None:
+    locked = _locked()
+    # The same set and versions as constraints.txt (runtime and build backend): the image
+    # ships what CI tested.
+    assert {name: version for name, (version, _) in locked.items()} == _pins()
+    assert _unhashed(locked) == []
+
+
+def test_the_lock_check_sees_a_missing_hash(tmp_path: Path) -> None:
+    text = LOCK.read_text()
+    # Drop six's hashes: the entry is then a bare pin.
+    broken = re.sub(r"(six==[^\s\\]+)(?: \\\n\s+--hash=sha256:[0-9a-f]{64})+", r"\1", text)
+    assert broken != text
+    (tmp_path / "requirements.lock").write_text(broken)
+    assert _unhashed(_locked(tmp_path / "requirements.lock")) == ["six"]

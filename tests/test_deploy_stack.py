@@ -1,9 +1,9 @@
 """The template's resources, created in moto (in-process) through the AWS APIs, then used.
 
 moto's CloudFormation cannot deploy this template: it has no AWS::EC2::PlacementGroup,
-AWS::SNS::TopicPolicy or AWS::Scheduler::Schedule, it requires a ServiceRole on
-AWS::Batch::ComputeEnvironment (the template relies on Batch's service-linked role, which the
-test names for moto's API too) and it
+AWS::SNS::TopicPolicy, AWS::Scheduler::Schedule or AWS::EC2::LaunchTemplate, it requires a
+ServiceRole on AWS::Batch::ComputeEnvironment (the template relies on Batch's service-linked
+role, which the test names for moto's API too) and it
 registers every AWS::Batch::JobDefinition as type ``container`` (so a multinode one is lost).
 So each resource is created here the way CloudFormation would: resolved from the template
 (cluster/batch/template.py), in dependency order, through its own API call; the request
@@ -11,13 +11,16 @@ shapes are botocore's. Then jobs are submitted to the created queues, and the sc
 SubmitJob inputs are sent as they are.
 
 Skipped: AWS::EC2::PlacementGroup only (moto implements no CreatePlacementGroup either); its
-properties are checked, and the compute environment is created with its name.
+properties are checked, and the compute environment is created with its name. moto accepts but
+does not keep a queue's jobStateTimeLimitActions: tests/test_deploy_template.py checks them.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import re
+import zipfile
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -31,12 +34,15 @@ from cluster.batch.template import (
     conditions,
     load_template,
     parameter_values,
+    present,
     resolve,
     to_request,
 )
 from finbatch.batch.gateway import BatchGateway
 from tests.conftest import run_cli
+from tests.test_deploy_alerts import ARRAY_CHILD, MERGE, MNP_NODE, MNP_PARENT
 from tests.test_deploy_jobdef import REQUIRED
+from tests.test_deploy_template import BACKTEST
 
 REGION = "us-east-1"
 STACK = "finbatch"
@@ -91,7 +97,7 @@ class MotoStack:
         return f"{STACK}-{logical}"
 
     def deploy(self) -> None:
-        resources = self.template["Resources"]
+        resources = present(self.template, self.conditions)
         pending = dict(resources)
         while pending:
             ready = [
@@ -166,7 +172,7 @@ def _instance_profile(stack: MotoStack, logical: str, props: dict[str, Any]) -> 
 
 def _log_group(stack: MotoStack, logical: str, props: dict[str, Any]) -> dict[str, Any]:
     logs, name = stack.client("logs"), props["LogGroupName"]
-    logs.create_log_group(logGroupName=name)
+    logs.create_log_group(logGroupName=name, kmsKeyId=props["KmsKeyId"])
     logs.put_retention_policy(logGroupName=name, retentionInDays=int(props["RetentionInDays"]))
     arn = logs.describe_log_groups(logGroupNamePrefix=name)["logGroups"][0]["arn"]
     return {"Ref": name, "Arn": arn}
@@ -198,9 +204,8 @@ def _batch(operation: str, name_member: str | None, arn_key: str) -> Creator:
 
 def _topic(stack: MotoStack, logical: str, props: dict[str, Any]) -> dict[str, Any]:
     sns = stack.client("sns")
-    arn = sns.create_topic(
-        Name=stack.name(logical), Attributes={"DisplayName": props["DisplayName"]}
-    )["TopicArn"]
+    attributes = {"DisplayName": props["DisplayName"], "KmsMasterKeyId": props["KmsMasterKeyId"]}
+    arn = sns.create_topic(Name=stack.name(logical), Attributes=attributes)["TopicArn"]
     for subscription in props["Subscription"]:
         sns.subscribe(
             TopicArn=arn, Protocol=subscription["Protocol"], Endpoint=subscription["Endpoint"]
@@ -237,6 +242,69 @@ def _schedule(stack: MotoStack, logical: str, props: dict[str, Any]) -> dict[str
     return {"Ref": props["Name"], "Arn": arn}
 
 
+def _key(stack: MotoStack, logical: str, props: dict[str, Any]) -> dict[str, Any]:
+    kms = stack.client("kms")
+    key = kms.create_key(Description=props["Description"], Policy=json.dumps(props["KeyPolicy"]))
+    key_id = key["KeyMetadata"]["KeyId"]
+    if props["EnableKeyRotation"]:
+        kms.enable_key_rotation(KeyId=key_id)
+    return {"Ref": key_id, "Arn": key["KeyMetadata"]["Arn"]}
+
+
+def _launch_template(stack: MotoStack, logical: str, props: dict[str, Any]) -> dict[str, Any]:
+    request = to_request(
+        {"LaunchTemplateName": stack.name(logical), **props}, "ec2", "CreateLaunchTemplate"
+    )
+    made = stack.client("ec2").create_launch_template(**request)["LaunchTemplate"]
+    return {
+        "Ref": made["LaunchTemplateId"],
+        "LatestVersionNumber": str(made["LatestVersionNumber"]),
+    }
+
+
+def _queue(stack: MotoStack, logical: str, props: dict[str, Any]) -> dict[str, Any]:
+    sqs, name = stack.client("sqs"), stack.name(logical)
+    attributes = {
+        key: str(value).lower() if isinstance(value, bool) else str(value)
+        for key, value in props.items()
+    }
+    url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]
+    return {"Ref": url, "Arn": arn["QueueArn"], "QueueName": name}
+
+
+def _queue_policy(stack: MotoStack, logical: str, props: dict[str, Any]) -> dict[str, Any]:
+    for url in props["Queues"]:
+        stack.client("sqs").set_queue_attributes(
+            QueueUrl=url, Attributes={"Policy": json.dumps(props["PolicyDocument"])}
+        )
+    return {"Ref": logical}
+
+
+def _alarm(stack: MotoStack, logical: str, props: dict[str, Any]) -> dict[str, Any]:
+    name = stack.name(logical)
+    request = to_request({"AlarmName": name, **props}, "cloudwatch", "PutMetricAlarm")
+    stack.client("cloudwatch").put_metric_alarm(**request)
+    return {"Ref": name}
+
+
+def _function(stack: MotoStack, logical: str, props: dict[str, Any]) -> dict[str, Any]:
+    # CloudFormation zips inline code as index.py.
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.writestr("index.py", props["Code"]["ZipFile"])
+    code = {"ZipFile": archive.getvalue()}
+    request = to_request({**props, "Code": {}}, "lambda", "CreateFunction")
+    made = stack.client("lambda").create_function(**{**request, "Code": code})
+    return {"Ref": made["FunctionName"], "Arn": made["FunctionArn"]}
+
+
+def _permission(stack: MotoStack, logical: str, props: dict[str, Any]) -> dict[str, Any]:
+    request = to_request({"StatementId": logical, **props}, "lambda", "AddPermission")
+    stack.client("lambda").add_permission(**request)
+    return {"Ref": logical}
+
+
 #: The only resource type moto cannot create, through CloudFormation or its API.
 SKIPPED = {"AWS::EC2::PlacementGroup"}
 CREATORS: dict[str, Creator] = {
@@ -255,6 +323,13 @@ CREATORS: dict[str, Creator] = {
     "AWS::SNS::TopicPolicy": _topic_policy,
     "AWS::Events::Rule": _rule,
     "AWS::Scheduler::Schedule": _schedule,
+    "AWS::KMS::Key": _key,
+    "AWS::EC2::LaunchTemplate": _launch_template,
+    "AWS::SQS::Queue": _queue,
+    "AWS::SQS::QueuePolicy": _queue_policy,
+    "AWS::CloudWatch::Alarm": _alarm,
+    "AWS::Lambda::Function": _function,
+    "AWS::Lambda::Permission": _permission,
 }
 
 
@@ -283,7 +358,17 @@ def stack(aws: None) -> MotoStack:
         ]["SubnetId"]
         for i, z in enumerate("ab")
     ]
-    deployed = MotoStack(load_template(), {**REQUIRED, "VpcId": vpc, "Subnets": ",".join(subnets)})
+    # Every optional part on (the summary topic, the secret, the backtest schedule): every
+    # resource of the template is created.
+    given = {
+        **REQUIRED,
+        "VpcId": vpc,
+        "Subnets": ",".join(subnets),
+        "NotifyOnSuccess": "true",
+        "DbSecretName": "prod/finbatch-rds",
+        "MonthlyBacktestOptions": BACKTEST,
+    }
+    deployed = MotoStack(load_template(), given)
     deployed.deploy()
     return deployed
 
@@ -303,12 +388,13 @@ def test_every_resource_of_the_template_is_created(stack: MotoStack) -> None:
         for e in batch.describe_compute_environments()["computeEnvironments"]
     }
     on_demand = environments[stack.created["OnDemandEnvironment"]["Ref"]]["computeResources"]
+    risk = environments[stack.created["RiskEnvironment"]["Ref"]]["computeResources"]
     spot = environments[stack.created["SpotEnvironment"]["Ref"]]["computeResources"]
-    assert on_demand["type"] == "EC2"
+    assert on_demand["type"] == risk["type"] == "EC2"
     assert on_demand["placementGroup"] == stack.created["PlacementGroup"]["Ref"]
     assert spot["type"] == "SPOT"
     assert spot["allocationStrategy"] == "SPOT_PRICE_CAPACITY_OPTIMIZED"
-    for name, arn in (("risk", on_demand), ("analytics", on_demand), ("backtest-spot", spot)):
+    for name, arn in (("risk", risk), ("analytics", on_demand), ("backtest-spot", spot)):
         order = queues[name]["computeEnvironmentOrder"]
         env = [e for a, e in environments.items() if a == order[0]["computeEnvironment"]]
         assert env[0]["computeResources"] == arn, name
@@ -373,12 +459,15 @@ def test_the_schedules_inputs_submit_as_they_are(stack: MotoStack) -> None:
         assert schedule["ScheduleExpressionTimezone"] == "America/New_York"
         target = schedule["Target"]
         assert target["RoleArn"] == stack.created["SchedulerRole"]["Arn"]
+        dead_letters = stack.created[f"{logical}DeadLetterQueue"]["Arn"]
+        assert target["DeadLetterConfig"] == {"Arn": dead_letters}
         # What EventBridge Scheduler does at run time: fill in the context attributes.
         text = target["Input"].replace("<aws.scheduler.scheduled-time>", "2024-09-03T09:30:00Z")
         request = to_request(json.loads(text), "batch", "SubmitJob")
         job_id = gateway.submit_job(request)["jobId"]
         job = stack.client("batch").describe_jobs(jobs=[job_id])["jobs"][0]
         assert job["parameters"]["output"].endswith("/2024-09-03T09:30:00Z")
+        assert job["parameters"]["dates"].endswith(" --today 2024-09-03T09:30:00Z")
 
 
 def test_alert_rule_matches_failed_jobs_of_these_queues_only(stack: MotoStack) -> None:
@@ -386,32 +475,71 @@ def test_alert_rule_matches_failed_jobs_of_these_queues_only(stack: MotoStack) -
     rule = events.describe_rule(Name=stack.created["JobStateRule"]["Ref"])
     queue = stack.created["RiskQueue"]["Ref"]
 
-    def matches(**detail: Any) -> bool:
-        event = {
-            "id": "1",
-            "source": "aws.batch",
-            "detail-type": "Batch Job State Change",
-            "account": stack.values["AWS::AccountId"],
-            "time": "2024-09-03T09:40:00Z",
-            "region": REGION,
-            "resources": [],
-            "detail": {"jobName": "risk-eod", "jobQueue": queue, "status": "FAILED", **detail},
-        }
+    def matches(event: dict[str, Any], **detail: Any) -> bool:
+        replayed = {**event, "detail": {**event["detail"], "jobQueue": queue, **detail}}
         # moto implements no TestEventPattern call; its rule matcher (what delivers events to
         # a rule's targets) is the independent judge.
-        return bool(EventPattern.load(rule["EventPattern"]).matches_event(event))
+        return bool(EventPattern.load(rule["EventPattern"]).matches_event(replayed))
 
-    assert matches()
-    assert not matches(status="SUCCEEDED")  # NotifyOnSuccess is false by default
-    assert not matches(jobQueue=queue.replace("risk", "someone-elses"))
-    # A node of a multi-node job reports too: one message per job, from the job itself.
-    assert not matches(jobId="abc#1", nodeDetails={"nodeIndex": 1, "isMainNode": False})
-    targets = events.list_targets_by_rule(Rule=rule["Name"])["Targets"]
-    assert [t["Arn"] for t in targets] == [stack.created["AlertTopic"]["Ref"]]
-    subscriptions = stack.client("sns").list_subscriptions_by_topic(
-        TopicArn=stack.created["AlertTopic"]["Ref"]
-    )["Subscriptions"]
-    assert [(s["Protocol"], s["Endpoint"]) for s in subscriptions] == [("email", "ops@example.com")]
+    assert matches(MNP_PARENT)
+    # Summaries have their own topic: a SUCCEEDED job never comes through, even with
+    # NotifyOnSuccess=true (this stack).
+    assert not matches(MNP_PARENT, status="SUCCEEDED")
+    assert not matches(MNP_PARENT, jobQueue=queue.replace("risk", "someone-elses"))
+    for event in (MNP_NODE, ARRAY_CHILD, MERGE):
+        assert not matches(event), event["detail"]["jobId"]
+    (target,) = events.list_targets_by_rule(Rule=rule["Name"])["Targets"]
+    assert target["Arn"] == stack.created["AlertFunction"]["Arn"]
+    assert target["DeadLetterConfig"] == {"Arn": stack.created["AlertDeadLetterQueue"]["Arn"]}
+    function = stack.client("lambda").get_function(
+        FunctionName=stack.created["AlertFunction"]["Ref"]
+    )
+    variables = function["Configuration"]["Environment"]["Variables"]
+    assert variables["TOPIC_ARN"] == stack.created["AlertTopic"]["Ref"]
+
+
+def test_topics_are_encrypted_and_separate(stack: MotoStack) -> None:
+    sns = stack.client("sns")
+    key = stack.created["StackKey"]["Ref"]
+    for topic in ("AlertTopic", "SummaryTopic"):
+        arn = stack.created[topic]["Ref"]
+        attributes = sns.get_topic_attributes(TopicArn=arn)["Attributes"]
+        assert attributes["KmsMasterKeyId"] == key, topic
+        subscriptions = sns.list_subscriptions_by_topic(TopicArn=arn)["Subscriptions"]
+        assert [(s["Protocol"], s["Endpoint"]) for s in subscriptions] == [
+            ("email", "ops@example.com")
+        ]
+    # The jobs send their summaries to the summary topic, never to the alert topic.
+    definition = stack.client("batch").describe_job_definitions(jobDefinitionName="finbatch")
+    environment = {
+        e["name"]: e["value"]
+        for e in definition["jobDefinitions"][0]["containerProperties"]["environment"]
+    }
+    assert environment["FINBATCH_SUMMARY_TOPIC"] == stack.created["SummaryTopic"]["Ref"]
+    assert stack.client("kms").get_key_rotation_status(KeyId=key)["KeyRotationEnabled"]
+    group = stack.client("logs").describe_log_groups(logGroupNamePrefix="/aws/batch/")
+    assert group["logGroups"][0]["kmsKeyId"] == stack.created["StackKey"]["Arn"]
+
+
+def test_dead_letter_alarms(stack: MotoStack) -> None:
+    alarms = stack.client("cloudwatch").describe_alarms()["MetricAlarms"]
+    watched = {
+        a["Dimensions"][0]["Value"]: a["AlarmActions"]
+        for a in alarms
+        if a["Namespace"] == "AWS/SQS"
+    }
+    queues = ("DailyTcaDeadLetterQueue", "MonthlyBacktestDeadLetterQueue", "AlertDeadLetterQueue")
+    assert watched == {
+        stack.created[q]["QueueName"]: [stack.created["AlertTopic"]["Ref"]] for q in queues
+    }
+
+
+def test_launch_template_blocks_the_metadata_service(stack: MotoStack) -> None:
+    versions = stack.client("ec2").describe_launch_template_versions(
+        LaunchTemplateId=stack.created["LaunchTemplate"]["Ref"]
+    )["LaunchTemplateVersions"]
+    options = versions[0]["LaunchTemplateData"]["MetadataOptions"]
+    assert (options["HttpTokens"], options["HttpPutResponseHopLimit"]) == ("required", 1)
 
 
 def test_cli_registers_a_definition(aws: None) -> None:

@@ -12,10 +12,20 @@ Why each setting is what it is:
   ``0`` and ``1:`` so ``--node-overrides numNodes=N`` can resize a job (Batch needs an
   open-ended range for that), and every node runs the same container and command: each finds
   its role from the ``AWS_BATCH_*`` variables.
-- **retryStrategy**: a lost host (a reclaimed or failed instance: ``Host EC2 (instance i-...)
-  terminated.``) is retried; anything else is the job's own verdict (exit 2 bad input, exit 1
-  failure) and retrying would fail the same way. An attempt matching no rule is retried, so the
-  catch-all EXIT comes last.
+- **retryStrategy** (Batch allows 5 rules; an attempt matching none is retried, so the catch-all
+  EXIT comes last): retried are a lost host (a reclaimed or failed instance: status reason
+  ``Host EC2 (instance i-...) terminated.``), an image that could not be pulled (container reason
+  ``CannotPullContainerError: ...``: ECR throttling, a network blip), a task whose network
+  interface or secrets could not be set up (``ResourceInitializationError: ...``: every node of
+  a multi-node job waits for its own ENI), and exit code 75 (EX_TEMPFAIL: storage or the database
+  kept failing past their own retries). Anything else is the job's own verdict (exit 2 bad
+  input, exit 1 failure) and a retry would fail the same way. Spot work gets
+  :attr:`JobDefinitionSpec.spot_attempts` (resume makes a retried shard cheap), given at
+  submission: :func:`retry_strategy` with ``spot=True``.
+- **FINBATCH_MAIN_NODE_RESERVE_MIB**: the main node runs the Dask scheduler, the driver and a
+  worker in one container; the worker's memory limit is the container's memory less this
+  reserve, so the worker pauses and spills (and its nanny restarts it) before the container as a
+  whole reaches its limit and the kernel kills the scheduler with it (exit 137, not retried).
 - **ulimits nofile 65536**: the scheduler holds a connection per worker, nanny and client, and
   each worker reads many Parquet files at once; the container default (1024) runs out.
 - **sharedMemorySize 2048 MiB**: Docker's default /dev/shm is 64 MiB; the nanny's worker
@@ -23,7 +33,7 @@ Why each setting is what it is:
   worker with a bus error. It is tmpfs: it costs memory only when used.
 - **timeout**: covers the whole job (all nodes); on timeout Batch sends SIGTERM, and the main
   node abandons the job, records what finished (no manifest) and exits 1. A timed-out job is
-  not retried.
+  not retried. A submission may give its own (the schedules do: one per job).
 """
 
 from __future__ import annotations
@@ -35,13 +45,25 @@ from analytics.errors import InputError
 from cluster.batch.command import COMMAND, NONE
 
 MAIN_NODE = 0
-#: Batch's own words for a lost instance (Spot reclaim, hardware failure, scale-in).
+#: Batch's own words for a lost instance (Spot reclaim, hardware failure, scale-in): status reason.
 HOST_LOST = "Host EC2*"
+#: The container's reason when its image could not be pulled.
+PULL_FAILED = "CannotPullContainerError*"
+#: The container's reason when its task could not be set up (network interface, secrets).
+INIT_FAILED = "ResourceInitializationError*"
+#: EX_TEMPFAIL (sysexits.h): the job's exit code for "transient, try again later".
+TEMPFAIL_EXIT_CODE = 75
+#: Batch's limit on evaluateOnExit rules.
+MAX_RETRY_RULES = 5
 LOG_STREAM_PREFIX = "finbatch"
 TAGS = {"application": "finbatch"}
 #: The variable finbatch.batch.publish reads (kept literal here: jobdef is pure and imports nothing
 #: that talks to AWS).
 SUMMARY_TOPIC_VARIABLE = "FINBATCH_SUMMARY_TOPIC"
+#: MiB of the main node's container kept from its Dask worker for the scheduler and the driver.
+MAIN_RESERVE_VARIABLE = "FINBATCH_MAIN_NODE_RESERVE_MIB"
+#: The least memory (MiB) the main node's worker may be left with.
+MIN_WORKER_MIB = 2048
 
 
 @dataclass(frozen=True)
@@ -64,13 +86,20 @@ class JobDefinitionSpec:
     execution_role_arn: str | None = None
     #: CloudWatch log group (awslogs driver); None: Batch's default group.
     log_group: str | None = None
-    #: SNS topic the main node publishes its end-of-job summary line to (the alert topic).
+    #: SNS topic the main node publishes its end-of-job summary line to (the stack's summary
+    #: topic, never the failure alerts'); None: no summary message.
     summary_topic_arn: str | None = None
     #: Defaults of the ``input`` and ``output`` parameters shown to a console user.
     data_url: str = "s3://DATA-BUCKET/DATA-PREFIX"
     results_url: str = "s3://RESULTS-BUCKET/RESULTS-PREFIX"
     timeout_seconds: int = 6 * 3600
     attempts: int = 3
+    #: Attempts of Spot work (the fan-out's shards, the scheduled backtest), set at submission.
+    spot_attempts: int = 6
+    #: Kept from the main node's worker for the scheduler and the driver. 6 GiB: the scheduler of
+    #: a 16-node job holds about 1 GiB of task state, the driver the graph and the gathered
+    #: results (a backtest summary, market-performance's benchmark series), with headroom.
+    main_node_reserve_mib: int = 6144
     shared_memory_mib: int = 2048
     open_files: int = 65536
 
@@ -90,6 +119,15 @@ class JobDefinitionSpec:
             ),
             (self.timeout_seconds < 60, f"timeout={self.timeout_seconds} s: Batch's minimum is 60"),
             (not 1 <= self.attempts <= 10, f"attempts={self.attempts}: Batch allows 1 to 10"),
+            (
+                not 1 <= self.spot_attempts <= 10,
+                f"spot attempts={self.spot_attempts}: Batch allows 1 to 10",
+            ),
+            (
+                self.memory_mib - self.main_node_reserve_mib < MIN_WORKER_MIB,
+                f"memory={self.memory_mib} MiB less the main node's reserve "
+                f"({self.main_node_reserve_mib} MiB) leaves its worker under {MIN_WORKER_MIB} MiB",
+            ),
             (not self.image.strip(), "the image URI is empty"),
         ]
         for failed, message in problems:
@@ -121,8 +159,10 @@ def container(spec: JobDefinitionSpec) -> dict[str, Any]:
         "ulimits": [{"name": "nofile", "softLimit": spec.open_files, "hardLimit": spec.open_files}],
         "linuxParameters": {"sharedMemorySize": spec.shared_memory_mib},
     }
+    environment = [{"name": MAIN_RESERVE_VARIABLE, "value": str(spec.main_node_reserve_mib)}]
     if spec.summary_topic_arn:
-        props["environment"] = [{"name": SUMMARY_TOPIC_VARIABLE, "value": spec.summary_topic_arn}]
+        environment.append({"name": SUMMARY_TOPIC_VARIABLE, "value": spec.summary_topic_arn})
+    props["environment"] = environment
     if spec.job_role_arn:
         props["jobRoleArn"] = spec.job_role_arn
     if spec.execution_role_arn:
@@ -138,14 +178,26 @@ def container(spec: JobDefinitionSpec) -> dict[str, Any]:
     return props
 
 
-def retry_strategy(spec: JobDefinitionSpec) -> dict[str, Any]:
-    """Retry on host loss only; the catch-all EXIT last (an unmatched attempt is retried)."""
+def retry_rules() -> list[dict[str, str]]:
+    """The evaluateOnExit rules: transient infrastructure and exit 75 retried, the rest not."""
+    return [
+        {"onStatusReason": HOST_LOST, "action": "RETRY"},
+        {"onReason": PULL_FAILED, "action": "RETRY"},
+        {"onReason": INIT_FAILED, "action": "RETRY"},
+        {"onExitCode": str(TEMPFAIL_EXIT_CODE), "action": "RETRY"},
+        {"onReason": "*", "action": "EXIT"},
+    ]
+
+
+def retry_strategy(spec: JobDefinitionSpec, *, spot: bool = False) -> dict[str, Any]:
+    """The job definitions' retry strategy; ``spot``: the one Spot work is submitted with.
+
+    A SubmitJob ``retryStrategy`` replaces the definition's whole, so the Spot one repeats the
+    rules with more attempts.
+    """
     return {
-        "attempts": spec.attempts,
-        "evaluateOnExit": [
-            {"onStatusReason": HOST_LOST, "action": "RETRY"},
-            {"onReason": "*", "action": "EXIT"},
-        ],
+        "attempts": spec.spot_attempts if spot else spec.attempts,
+        "evaluateOnExit": retry_rules(),
     }
 
 

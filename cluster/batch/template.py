@@ -8,7 +8,8 @@ in the tests:
    ``!Sub``, ``!GetAtt`` ...) into their long form (``{"Ref": ...}``, ``{"Fn::Sub": ...}``).
 2. :func:`resolve` evaluates the intrinsic functions with given parameter values and resource
    attributes (``Ref``, ``Fn::Sub``, ``Fn::GetAtt``, ``Fn::Select``, ``Fn::Join``,
-   ``Fn::Split``, ``Fn::If`` and the condition functions; ``AWS::NoValue`` removes a key).
+   ``Fn::Split``, ``Fn::Base64``, ``Fn::If`` and the condition functions; ``AWS::NoValue``
+   removes a key). :func:`present` tells which resources the conditions create.
 3. :func:`to_request` turns resolved properties (PascalCase) into an API request (the
    operation's own member names, found case-insensitively in botocore's service model), and
    casts values to the member types as CloudFormation does (a ``Number`` parameter arrives as a
@@ -17,6 +18,7 @@ in the tests:
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -169,6 +171,8 @@ def _function(name: str, args: Any, ctx: Context) -> Any:
         return str(values[0]).join(str(v) for v in values[1])
     if name == "Fn::Split":
         return str(values[1]).split(values[0])
+    if name == "Fn::Base64":
+        return base64.b64encode(str(values).encode()).decode()
     if name == "Fn::Equals":
         return str(values[0]) == str(values[1])
     if name == "Fn::Not":
@@ -207,6 +211,15 @@ def conditions(template: Mapping[str, Any], parameters: Mapping[str, Any]) -> di
     """The template's conditions evaluated with these parameter values."""
     ctx = Context(parameters)
     return {name: bool(resolve(body, ctx)) for name, body in template.get("Conditions", {}).items()}
+
+
+def present(template: Mapping[str, Any], conditions: Mapping[str, bool]) -> dict[str, Any]:
+    """The template's resources that these conditions create (a resource's ``Condition``)."""
+    return {
+        name: body
+        for name, body in template["Resources"].items()
+        if conditions.get(body.get("Condition", ""), True)
+    }
 
 
 def to_request(properties: Any, service: str, operation: str) -> dict[str, Any]:

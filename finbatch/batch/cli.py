@@ -82,7 +82,7 @@ def _add_job_definition(commands: Any) -> None:
     p.add_argument(
         "--summary-topic-arn",
         metavar="ARN",
-        help="SNS topic for the end-of-job summary line (the stack's alert topic)",
+        help="SNS topic for the end-of-job summary line (the stack's summary topic)",
     )
     p.add_argument(
         "--data-url",
@@ -102,6 +102,14 @@ def _add_job_definition(commands: Any) -> None:
         default=_DEFAULTS.timeout_seconds,
         metavar="SECONDS",
         help=f"attemptDurationSeconds (default {_DEFAULTS.timeout_seconds})",
+    )
+    p.add_argument(
+        "--main-node-reserve",
+        type=positive_int,
+        default=_DEFAULTS.main_node_reserve_mib,
+        metavar="MiB",
+        help="memory of the main node kept from its Dask worker for the scheduler and the "
+        f"driver (default {_DEFAULTS.main_node_reserve_mib})",
     )
     p.add_argument(
         "--register",
@@ -125,6 +133,7 @@ def spec_from_args(args: argparse.Namespace) -> JobDefinitionSpec:
         data_url=args.data_url,
         results_url=args.results_url,
         timeout_seconds=args.timeout,
+        main_node_reserve_mib=args.main_node_reserve,
     )
 
 

@@ -28,7 +28,8 @@ from finbatch.batch.metrics import (
 )
 
 log = logging.getLogger(__name__)
-#: An SNS topic ARN that also receives the summary line (the alerts topic, for example).
+#: An SNS topic ARN that also receives the summary line (the stack's summary topic, never the
+#: failure alerts' topic).
 TOPIC_VARIABLE = "FINBATCH_SUMMARY_TOPIC"
 
 

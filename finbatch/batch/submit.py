@@ -27,7 +27,7 @@ from typing import Any
 
 from analytics.errors import InputError
 from cluster.batch.command import NONE, PARAMETER_NAMES
-from cluster.batch.jobdef import TAGS
+from cluster.batch.jobdef import TAGS, JobDefinitionSpec, retry_strategy
 
 #: Environment of the main node: what the job metrics are tagged with and priced at.
 QUEUE_VARIABLE = "FINBATCH_QUEUE"
@@ -190,6 +190,8 @@ def spot_fanout_requests(
         f"{name}-shards", with_options(params, "--shard", f"array/{shards}"), target
     )
     array["arrayProperties"] = {"size": shards}
+    # More attempts than the definition's: a reclaimed shard resumes from its progress record.
+    array["retryStrategy"] = retry_strategy(JobDefinitionSpec(), spot=True)
     merge = single_node_request(
         f"{name}-merge", with_options(params, "--merge-shards", str(shards)), target
     )
