@@ -257,6 +257,24 @@ def symbol_list(text: str) -> tuple[str, ...]:
     return symbols
 
 
+def instant(text: str) -> str:
+    """``--today``: a date (``YYYY-MM-DD``, that day at the exchange) or a moment with its time
+    zone (``2024-03-01T11:00:00Z``, as AWS schedules give their scheduled time); kept as text."""
+    try:
+        if len(text) == 10:
+            dt.date.fromisoformat(text)
+            return text
+        moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(
+            f"{text!r} is neither a date (YYYY-MM-DD) nor a moment with its time zone "
+            "(YYYY-MM-DDTHH:MM:SSZ)"
+        ) from None
+    if moment.tzinfo is None:
+        raise ValueError(f"{text!r} has no time zone (end it with Z or +HH:MM)")
+    return text
+
+
 PREVIOUS_SESSION = "previous-session"
 PREVIOUS_MONTH = "previous"
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")

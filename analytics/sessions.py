@@ -80,16 +80,31 @@ def _calendar(calendar: Any) -> Any:
     return exchange_calendar(calendar) if isinstance(calendar, str) else calendar
 
 
+def wall_clock() -> dt.datetime:
+    """The current time (UTC): what relative dates count from without ``--today``."""
+    return dt.datetime.now(dt.UTC)
+
+
 def exchange_today(calendar: Any = DEFAULT_CALENDAR, now: dt.datetime | None = None) -> dt.date:
     """Today's date in the exchange's time zone (``now`` is aware; default: the current time).
 
     The date is taken where the exchange is: 22:00 in New York is already the next day in UTC.
     """
     cal = _calendar(calendar)
-    now = dt.datetime.now(dt.UTC) if now is None else now
+    now = wall_clock() if now is None else now
     if now.tzinfo is None:
         raise ValueError(f"now={now!r} must be timezone-aware")
     return now.astimezone(ZoneInfo(str(cal.tz))).date()
+
+
+def today_from(text: str | None, calendar: Any = DEFAULT_CALENDAR) -> dt.date | None:
+    """The exchange's date of ``--today`` (a date, or a moment taken in the exchange's time
+    zone); None without it (the resolvers then take the current time)."""
+    if not text:
+        return None
+    if len(text) == 10:
+        return dt.date.fromisoformat(text)
+    return exchange_today(calendar, dt.datetime.fromisoformat(text.replace("Z", "+00:00")))
 
 
 def _check_range(cal: Any, today: dt.date) -> None:

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from analytics.options import iso_date, option, symbol_list
+from analytics.options import instant, iso_date, option, symbol_list
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -55,6 +55,14 @@ class RunSettings:
         choices=("fail", "skip"),
         help="a row with a missing, NaN, infinite or out-of-range value or an unknown side: "
         "fail the run (default), or skip the row and list it in the manifest's summary",
+    )
+    today: str | None = option(
+        None,
+        parse=instant,
+        metavar="DATE|MOMENT",
+        help="the day relative dates (previous-session, --as-of-month previous) count from: "
+        "a date, or a moment such as a schedule's 2024-03-01T11:00:00Z (taken at the exchange); "
+        "default: now. A late start or a retry of a scheduled run resolves the same day",
     )
     run_id: str = option(
         "", help="run identifier (default: AWS_BATCH_JOB_ID, else a UTC timestamp)"

@@ -43,6 +43,7 @@ def parameters(settings: RunSettings, options: Any) -> dict[str, Any]:
         "end": settings.end,
         "symbols": settings.symbols,
         "on_bad_rows": settings.on_bad_rows,
+        "today": settings.today,
         "run_id": settings.run_id,
         "overwrite": settings.overwrite,
     }

@@ -38,7 +38,7 @@ BLOBS = "_progress"
 #: The record is written at most this often while tasks finish (and always at the end).
 FLUSH_INTERVAL_S = 2.0
 #: Options that do not change a run's results: they stay out of the fingerprint.
-RUN_OPTIONS = frozenset({"run_id", "overwrite", "resume", "output"})
+RUN_OPTIONS = frozenset({"run_id", "overwrite", "resume", "output", "today"})
 log = logging.getLogger(__name__)
 
 

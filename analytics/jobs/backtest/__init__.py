@@ -34,7 +34,8 @@ def _prepare(settings: RunSettings, options: Options) -> tuple[RunSettings, Opti
             from analytics.errors import InputError
 
             raise InputError("give either --end or --as-of-month, not both")
-        month = sessions.resolve_month(options.as_of_month, options.calendar)
+        today = sessions.today_from(settings.today, options.calendar)
+        month = sessions.resolve_month(options.as_of_month, options.calendar, today)
         options = dataclasses.replace(options, as_of_month=month)
     return settings, options
 

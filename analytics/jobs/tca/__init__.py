@@ -53,9 +53,11 @@ def prepare_dates(settings: RunSettings, options: DateOptions) -> tuple[RunSetti
             f"--date {options.date} cannot be combined with --start/--end: --date D is short "
             "for --start D --end D; give one or the other"
         )
-    from analytics.sessions import resolve_date
+    from analytics.sessions import resolve_date, today_from
 
-    day = resolve_date(options.date, options.calendar)
+    day = resolve_date(
+        options.date, options.calendar, today_from(settings.today, options.calendar)
+    )
     return dataclasses.replace(settings, start=day, end=day), options
 
 
