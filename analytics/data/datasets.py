@@ -45,6 +45,9 @@ class DataFile:
     url: str
     size: int
     partition: tuple[tuple[str, str], ...] = ()
+    #: What changes when the file's content does: the object's ETag on S3, size and
+    #: modification time locally (a file rewritten in place with the same size is seen).
+    version: str = ""
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,16 @@ def _storage_error(url: str, name: str, err: BaseException) -> StorageError:
     )
 
 
+def _version(info: dict[str, Any], size: int) -> str:
+    etag = info.get("ETag") or info.get("etag")
+    if etag:
+        return f"etag:{str(etag).strip(chr(34))}"
+    mtime = info.get("mtime") or info.get("LastModified") or ""
+    if hasattr(mtime, "timestamp"):
+        mtime = mtime.timestamp()
+    return f"size:{size}:mtime:{mtime!r}"
+
+
 def list_files(input_url: str, name: str, sel: Selection) -> list[DataFile]:
     """The dataset's Parquet files under ``input_url/name``, pruned by hive ``year``/``date``.
 
@@ -139,8 +152,9 @@ def list_files(input_url: str, name: str, sel: Selection) -> list[DataFile]:
             part.startswith(_SKIP_PREFIXES) for part in relative.split("/")
         ):
             continue
+        size = int(info.get("size") or 0)
         files.append(
-            DataFile(full_url(fs, key), int(info.get("size") or 0), _partition_values(relative))
+            DataFile(full_url(fs, key), size, _partition_values(relative), _version(info, size))
         )
     if not files:
         raise InputError(

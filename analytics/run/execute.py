@@ -119,7 +119,7 @@ def execute(
         finished_at=_now(),
         duration_s=round(time.perf_counter() - t0, 3),
         inputs={
-            name: FileSet(tuple(FileEntry(f.url, f.size) for f in files))
+            name: FileSet(tuple(FileEntry(f.url, f.size, version=f.version) for f in files))
             for name, files in result.inputs.items()
         },
         outputs=outputs_of(result.parts),

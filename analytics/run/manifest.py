@@ -25,6 +25,8 @@ class FileEntry:
     url: str
     bytes: int
     rows: int | None = None
+    #: An input file's version (ETag, or size and mtime): see ``DataFile.version``.
+    version: str = ""
 
 
 @dataclass(frozen=True)
@@ -78,7 +80,14 @@ class Manifest:
             "duration_s": self.duration_s,
             "inputs": {
                 name: {
-                    "files": [{"url": f.url, "bytes": f.bytes} for f in s.files],
+                    "files": [
+                        {
+                            "url": f.url,
+                            "bytes": f.bytes,
+                            **({"version": f.version} if f.version else {}),
+                        }
+                        for f in s.files
+                    ],
                     "bytes": s.bytes,
                 }
                 for name, s in self.inputs.items()
@@ -109,7 +118,12 @@ class Manifest:
         def files(entry: Mapping[str, Any]) -> FileSet:
             return FileSet(
                 tuple(
-                    FileEntry(str(f["url"]), int(f.get("bytes") or 0), _int(f.get("rows")))
+                    FileEntry(
+                        str(f["url"]),
+                        int(f.get("bytes") or 0),
+                        _int(f.get("rows")),
+                        str(f.get("version") or ""),
+                    )
                     for f in entry.get("files", [])
                 )
             )

@@ -2,7 +2,7 @@
 
 A resumable job writes each piece of its tables under a deterministic name, as its task ends.
 The driver keeps ``_progress.json`` in the output folder: the job, the run id, a fingerprint of
-what makes the results (the job, its result-changing parameters, the input files and sizes), the
+what makes the results (the job, its result-changing parameters, the input files with their versions: ETag or size and mtime), the
 plan's shape (bucket and chunk counts that otherwise depend on the cluster's size) and the
 finished pieces ``{key: {table, url, rows, bytes, ...}}``. Small arrays a later step needs (the
 benchmark series, a backtest task's daily sums) are files under ``_progress/``.
@@ -49,7 +49,10 @@ def fingerprint(
     body = {
         "job": job,
         "parameters": {k: v for k, v in parameters.items() if k not in RUN_OPTIONS},
-        "inputs": {name: sorted((f.url, f.size) for f in files) for name, files in inputs.items()},
+        "inputs": {
+            name: sorted((f.url, f.size, f.version) for f in files)
+            for name, files in inputs.items()
+        },
     }
     text = json.dumps(_jsonable(body), sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()

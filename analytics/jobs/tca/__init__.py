@@ -55,9 +55,7 @@ def prepare_dates(settings: RunSettings, options: DateOptions) -> tuple[RunSetti
         )
     from analytics.sessions import resolve_date, today_from
 
-    day = resolve_date(
-        options.date, options.calendar, today_from(settings.today, options.calendar)
-    )
+    day = resolve_date(options.date, options.calendar, today_from(settings.today, options.calendar))
     return dataclasses.replace(settings, start=day, end=day), options
 
 
