@@ -192,6 +192,20 @@ class JobSpec:
             raise TypeError(f"job {self.name!r}: options {sorted(clash)} are common options")
 
 
+def lazy(module: str, name: str) -> Callable[..., Any]:
+    """``module.name``, imported when first called: how a job's light ``__init__`` points at its
+    heavy ``run`` and ``report`` (``run=lazy("analytics.jobs.risk.job", "run")``)."""
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        import importlib
+
+        return getattr(importlib.import_module(module), name)(*args, **kwargs)
+
+    call.__name__ = name
+    call.__qualname__ = f"{module}.{name}"
+    return call
+
+
 @dataclass(frozen=True)
 class NoOptions:
     """A job without options of its own."""

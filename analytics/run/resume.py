@@ -2,10 +2,11 @@
 
 A resumable job writes each piece of its tables under a deterministic name, as its task ends.
 The driver keeps ``_progress.json`` in the output folder: the job, the run id, a fingerprint of
-what makes the results (the job, its result-changing parameters, the input files with their versions: ETag or size and mtime), the
-plan's shape (bucket and chunk counts that otherwise depend on the cluster's size) and the
-finished pieces ``{key: {table, url, rows, bytes, ...}}``. Small arrays a later step needs (the
-benchmark series, a backtest task's daily sums) are files under ``_progress/``.
+what makes the results (the job, its result-changing parameters, the input files with their
+versions: ETag, or size and mtime), the plan's shape (bucket and chunk counts that otherwise
+depend on the cluster's size) and the finished pieces ``{key: {table, url, rows, bytes, ...}}``.
+Small arrays a later step needs (the benchmark series, a backtest task's daily sums) are files
+under ``_progress/``.
 
 A new attempt of the same run id in resume mode (AWS Batch's ``AWS_BATCH_JOB_ATTEMPT`` > 1, or
 ``--resume``) with the same fingerprint keeps each recorded piece that still exists with its

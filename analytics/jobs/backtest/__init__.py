@@ -10,13 +10,10 @@ section (:mod:`.report`).
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from analytics.jobs.backtest.options import Options
-from analytics.jobs.contract import JobContext, JobResult, JobSpec, RunSettings, Sizing, Table
-
-if TYPE_CHECKING:
-    from analytics.run.committed import CommittedRun
+from analytics.jobs.contract import JobSpec, RunSettings, Sizing, Table, lazy
 
 
 def _prepare(settings: RunSettings, options: Options) -> tuple[RunSettings, Options]:
@@ -47,18 +44,6 @@ def _units(options: Any) -> int:
     return combination_count(build_combinations(registry()[options.strategy], list(options.grid)))
 
 
-def _run(ctx: JobContext) -> JobResult:
-    from analytics.jobs.backtest.job import run
-
-    return run(ctx)
-
-
-def _report(view: CommittedRun) -> str:
-    from analytics.jobs.backtest.report import section
-
-    return section(view)
-
-
 def _parameters_json(batch: Any) -> Any:
     from analytics.jobs.backtest.portfolio import parameters_json
 
@@ -76,9 +61,9 @@ JOB = JobSpec(
         Table("top", key=("rank",), derived={"parameters": _parameters_json}),
         Table("equity"),
     ),
-    run=_run,
+    run=lazy("analytics.jobs.backtest.job", "run"),
     prepare=_prepare,
-    report=_report,
+    report=lazy("analytics.jobs.backtest.report", "section"),
     as_of_column=("equity", "date"),
     resumable=True,
     sizing=Sizing(units=_units),

@@ -6,26 +6,8 @@ per-order columns and summaries are :mod:`.tables`.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from analytics.jobs.contract import JobContext, JobResult, JobSpec, Table
+from analytics.jobs.contract import JobSpec, Table, lazy
 from analytics.jobs.tca import DateOptions, prepare_dates
-
-if TYPE_CHECKING:
-    from analytics.run.committed import CommittedRun
-
-
-def _run(ctx: JobContext) -> JobResult:
-    from analytics.jobs.execution_report.job import run
-
-    return run(ctx)
-
-
-def _report(view: CommittedRun) -> str:
-    from analytics.jobs.tca.report import execution_section
-
-    return execution_section(view)
-
 
 JOB = JobSpec(
     name="execution-report",
@@ -38,8 +20,8 @@ JOB = JobSpec(
         Table("desk_daily", key=("date", "desk")),
         Table("broker_daily", key=("date", "broker")),
     ),
-    run=_run,
+    run=lazy("analytics.jobs.execution_report.job", "run"),
     prepare=prepare_dates,
-    report=_report,
+    report=lazy("analytics.jobs.tca.report", "execution_section"),
     as_of_column=("orders", "date"),
 )

@@ -2,26 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from analytics.jobs.contract import JobContext, JobResult, JobSpec, Table
+from analytics.jobs.contract import JobSpec, Table, lazy
 from analytics.jobs.market_performance.options import Options
-
-if TYPE_CHECKING:
-    from analytics.run.committed import CommittedRun
-
-
-def _run(ctx: JobContext) -> JobResult:
-    from analytics.jobs.market_performance.job import run
-
-    return run(ctx)
-
-
-def _report(view: CommittedRun) -> str:
-    from analytics.jobs.market_performance.report import section
-
-    return section(view)
-
 
 JOB = JobSpec(
     name="market-performance",
@@ -29,8 +11,8 @@ JOB = JobSpec(
     options=Options,
     datasets=("prices",),
     tables=(Table("metrics", key=("symbol", "period")),),
-    run=_run,
-    report=_report,
+    run=lazy("analytics.jobs.market_performance.job", "run"),
+    report=lazy("analytics.jobs.market_performance.report", "section"),
     as_of_column=("metrics", "end"),
     resumable=True,
 )

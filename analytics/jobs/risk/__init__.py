@@ -2,26 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from analytics.jobs.contract import JobContext, JobResult, JobSpec, Table
+from analytics.jobs.contract import JobSpec, Table, lazy
 from analytics.jobs.risk.options import Options
-
-if TYPE_CHECKING:
-    from analytics.run.committed import CommittedRun
-
-
-def _run(ctx: JobContext) -> JobResult:
-    from analytics.jobs.risk.job import run
-
-    return run(ctx)
-
-
-def _report(view: CommittedRun) -> str:
-    from analytics.jobs.risk.report import section
-
-    return section(view)
-
 
 JOB = JobSpec(
     name="risk",
@@ -33,6 +15,6 @@ JOB = JobSpec(
         Table("contributions", key=("portfolio", "symbol", "confidence", "horizon_days")),
         Table("scenarios"),
     ),
-    run=_run,
-    report=_report,
+    run=lazy("analytics.jobs.risk.job", "run"),
+    report=lazy("analytics.jobs.risk.report", "section"),
 )

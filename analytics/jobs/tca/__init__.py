@@ -10,14 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from analytics.errors import InputError
-from analytics.jobs.contract import JobContext, JobResult, JobSpec, RunSettings, Table
+from analytics.jobs.contract import JobSpec, RunSettings, Table, lazy
 from analytics.options import option, relative_date
-
-if TYPE_CHECKING:
-    from analytics.run.committed import CommittedRun
 
 DEFAULT_CALENDAR = "XNYS"
 
@@ -59,18 +55,6 @@ def prepare_dates(settings: RunSettings, options: DateOptions) -> tuple[RunSetti
     return dataclasses.replace(settings, start=day, end=day), options
 
 
-def _run(ctx: JobContext) -> JobResult:
-    from analytics.jobs.tca.job import run
-
-    return run(ctx)
-
-
-def _report(view: CommittedRun) -> str:
-    from analytics.jobs.tca.report import tca_section
-
-    return tca_section(view)
-
-
 JOB = JobSpec(
     name="tca",
     help="transaction-cost analysis: per-order costs and notional-weighted aggregates",
@@ -84,8 +68,8 @@ JOB = JobSpec(
         Table("by_strategy", key=("strategy",)),
         Table("by_day", key=("date",)),
     ),
-    run=_run,
+    run=lazy("analytics.jobs.tca.job", "run"),
     prepare=prepare_dates,
-    report=_report,
+    report=lazy("analytics.jobs.tca.report", "tca_section"),
     as_of_column=("orders", "date"),
 )
