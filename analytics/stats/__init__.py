@@ -1,1 +1,1 @@
-"""."""
+"""Statistics shared by the jobs: pure numpy/scipy functions over arrays."""
