@@ -17,17 +17,17 @@ from analytics.stats import sums as group
 
 
 def test_group_sums_by_hand() -> None:
-    # One column [0.1, -0.05, NaN, 0.02, 0.04] in groups starting at rows 1 and 3 (row 0 left out).
-    # shift = first valid value = 0.1; group 0: rows 1..2 -> one return -0.05: count 1,
-    # total -0.15, squares 0.0225, log_growth log(0.95); group 1: rows 3..4 -> 0.02, 0.04:
-    # count 2, total (-0.08) + (-0.06) = -0.14, squares 0.0064 + 0.0036 = 0.01,
+    # One column [0.1, -0.05, NaN, 0.02, 0.04] in groups starting at rows 1 and 3 (row 0 is
+    # left out). shift = the first valid value in the groups = -0.05; group 0: rows 1..2 -> one
+    # return -0.05: count 1, total 0, squares 0, log_growth log(0.95); group 1: rows 3..4 ->
+    # 0.02, 0.04: count 2, total 0.07 + 0.09 = 0.16, squares 0.0049 + 0.0081 = 0.013,
     # log_growth log(1.02 * 1.04).
     r = np.array([[0.1], [-0.05], [np.nan], [0.02], [0.04]])
     s = group.group_sums(r, np.array([1, 3]))
-    assert s.shift.tolist() == [0.1]
+    assert s.shift.tolist() == [-0.05]
     assert s.count[:, 0].tolist() == [1.0, 2.0]
-    np.testing.assert_allclose(s.total[:, 0], [-0.15, -0.14], rtol=1e-14)
-    np.testing.assert_allclose(s.squares[:, 0], [0.0225, 0.01], rtol=1e-14)
+    np.testing.assert_allclose(s.total[:, 0], [0.0, 0.16], rtol=1e-14, atol=0)
+    np.testing.assert_allclose(s.squares[:, 0], [0.0, 0.013], rtol=1e-14, atol=0)
     np.testing.assert_allclose(s.log_growth[:, 0], [math.log(0.95), math.log(1.02 * 1.04)])
 
 

@@ -7,10 +7,10 @@ the count of returns, their sum, the sum of their squares and the sum of ``log1p
 of two chunks over the same dates concatenate along columns (:func:`concat`), and any union of
 groups is reduced to a Sharpe ratio or a compounded return without the returns themselves.
 
-The returns are summed after subtracting one value per column, its first return: the sample
-variance ``(S2 - S1**2 / n) / (n - 1)`` then loses no precision to a large mean, and a column whose
-returns are all equal has a variance of exactly 0 (so its Sharpe ratio is ``±inf``, or ``NaN``
-when the returns are all 0, as :mod:`analytics.metrics` gives it).
+The returns are summed after subtracting one value per column, its first return in the groups:
+the sample variance ``(S2 - S1**2 / n) / (n - 1)`` then loses no precision to a large mean, and a
+column whose returns are all equal has a variance of exactly 0 (so its Sharpe ratio is ``±inf``,
+or ``NaN`` when the returns are all 0, as :mod:`analytics.metrics` gives it).
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ def group_sums(returns: FloatArray, starts: IntArray) -> GroupSums:
         np.any(np.diff(starts) <= 0) or starts[0] < 0 or starts[-1] >= len(returns)
     ):
         raise ValueError(f"group starts must increase within [0, {len(returns)}), got {starts}")
-    shift = first_valid(returns)
+    shift = first_valid(returns[starts[0] :] if starts.size else returns)
     n_groups = len(starts)
     if n_groups == 0:
         empty = np.zeros((0, returns.shape[1]))
