@@ -110,6 +110,10 @@ def test_planted_edge_matches_the_reference_and_does_not_overfit() -> None:
     assert got.pbo < 0.02
     assert np.mean(got.chosen == 17) > 0.98
     assert got.prob_oos_loss < 0.02
+    # With the same n* in every split, its IS and OOS halves are complements of one series
+    # (IS mean + OOS mean = twice the whole mean), so its OOS Sharpe ratio falls as the IS one
+    # rises: the slope is near -1 although nothing is overfit.
+    assert got.oos_is_slope < -0.5
 
 
 def test_default_blocks_match_the_reference() -> None:
