@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from analytics import metrics
+from analytics.stats import metrics
 from analytics.stats import sums as group
 
 
@@ -45,7 +45,7 @@ def test_sharpe_from_sums_matches_two_pass() -> None:
 
 def test_sharpe_from_sums_edge_rules() -> None:
     # Columns: constant 0.01 (std exactly 0 -> +inf), constant -0.02 (-inf), all zero (0/0 ->
-    # NaN), one return only (NaN), all NaN (NaN). The same as analytics.metrics gives.
+    # NaN), one return only (NaN), all NaN (NaN). The same as analytics.stats.metrics gives.
     r = np.array(
         [
             [0.01, -0.02, 0.0, np.nan, np.nan],

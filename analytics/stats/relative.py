@@ -7,10 +7,10 @@ which both have a return (NaN: no return that day). ``d = r − b`` is the daily
 - ``excess_return``: the column's compounded return over those dates minus ``benchmark_return``;
 - ``tracking_error``: ``std(d, ddof=1) × √ppy``;
 - ``information_ratio``: ``mean(d) × ppy / tracking_error`` (= ``mean(d) / std(d) × √ppy``);
-- ``beta``, ``alpha``: :func:`analytics.metrics.beta` and :func:`analytics.metrics.alpha`
-  (empyrical's, as market-performance reports them).
+- ``beta``, ``alpha``: :func:`analytics.stats.metrics.beta` and
+  :func:`analytics.stats.metrics.alpha` (empyrical's, as market-performance reports them).
 
-Edge rules are :mod:`analytics.metrics`': fewer than two common dates give NaN everywhere; a
+Edge rules are :mod:`analytics.stats.metrics`': fewer than two common dates give NaN everywhere; a
 difference that never varies has a tracking error of exactly 0 and an information ratio of
 ``±inf`` (NaN when the column equals the benchmark).
 """
@@ -20,8 +20,8 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from analytics import metrics
 from analytics.constants import TRADING_DAYS_PER_YEAR
+from analytics.stats import metrics
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -43,7 +43,7 @@ def relative_statistics(
     b = np.asarray(benchmark, dtype=np.float64)
     if r.ndim != 2 or b.shape != (r.shape[0],):
         raise ValueError(f"returns must be (T, n) and benchmark (T,), got {r.shape} and {b.shape}")
-    rows = r.T  # analytics.metrics reduces the last axis
+    rows = r.T  # analytics.stats.metrics reduces the last axis
     both = ~np.isnan(rows) & ~np.isnan(b)
     paired = np.where(both, rows, np.nan)
     bench = np.where(both, b, np.nan)

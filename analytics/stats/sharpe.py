@@ -7,8 +7,8 @@ the deflation needs only the daily Sharpe ratios of all N trials, gathered at th
 
 Edge rules, the same for every function here:
 
-- ``sharpe`` follows :mod:`analytics.metrics`: ``NaN`` with fewer than two returns; all returns
-  equal gives a standard deviation of exactly 0, so ``±inf`` (``NaN`` if they are all 0).
+- ``sharpe`` follows :mod:`analytics.stats.metrics`: ``NaN`` with fewer than two returns; all
+  returns equal give a standard deviation of exactly 0, so ``±inf`` (``NaN`` if they are all 0).
 - ``skew`` and ``kurtosis`` follow ``scipy.stats.skew`` / ``kurtosis(fisher=False)``: population
   moments, ``NaN`` when the second moment is within rounding of 0 (``m2 <= (eps * mean) ** 2``).
 - ``psr`` and ``dsr`` are ``NaN`` for a column with fewer than three returns (the skewness and
@@ -27,7 +27,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy.special import ndtr, ndtri
 
-from analytics import metrics
+from analytics.stats import metrics
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -54,7 +54,7 @@ def sharpe_moments(returns: FloatArray) -> SharpeMoments:
     r = np.asarray(returns, dtype=np.float64)
     if r.ndim == 1:
         r = r[:, None]
-    by_row = r.T  # analytics.metrics reduces the last axis
+    by_row = r.T  # analytics.stats.metrics reduces the last axis
     count = metrics.count(by_row)
     sharpe = metrics.sharpe_ratio(by_row, periods_per_year=1)
     valid = ~np.isnan(by_row)

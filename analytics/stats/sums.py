@@ -10,7 +10,7 @@ groups is reduced to a Sharpe ratio or a compounded return without the returns t
 The returns are summed after subtracting one value per column, its first return in the groups:
 the sample variance ``(S2 - S1**2 / n) / (n - 1)`` then loses no precision to a large mean, and a
 column whose returns are all equal has a variance of exactly 0 (so its Sharpe ratio is ``±inf``,
-or ``NaN`` when the returns are all 0, as :mod:`analytics.metrics` gives it).
+or ``NaN`` when the returns are all 0, as :mod:`analytics.stats.metrics` gives it).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import numpy.typing as npt
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
-#: Fewer returns than this give a NaN Sharpe ratio (the rule of :mod:`analytics.metrics`).
+#: Fewer returns than this give a NaN Sharpe ratio (the rule of :mod:`analytics.stats.metrics`).
 MIN_RETURNS = 2
 
 

@@ -25,9 +25,9 @@ import numpy as np
 import numpy.typing as npt
 from scipy.stats import rankdata
 
-from analytics import metrics
 from analytics.constants import TRADING_DAYS_PER_YEAR
 from analytics.errors import InputError
+from analytics.stats import metrics
 from analytics.stats import sums as group
 from analytics.stats.sums import GroupSums, group_sums, nan_lowest, sharpe_from_sums
 
