@@ -131,8 +131,8 @@ class _Workspace:
 def cscv(sums: GroupSums, *, max_cells: int = MAX_CELLS) -> Cscv:
     """CSCV over the per-block sums of all N trials (``sums.count.shape == (S, N)``).
 
-    ``max_cells`` bounds the splits x N Sharpe ratios held at once (the memory is about four
-    float64 arrays of that size).
+    ``max_cells`` bounds the splits x N Sharpe ratios held at once (the memory is three float64
+    and two boolean arrays of that size, allocated once).
     """
     n_blocks, n_trials = sums.count.shape
     check_blocks(n_blocks, n_blocks)
