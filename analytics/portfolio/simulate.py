@@ -1,0 +1,283 @@
+"""The execution kernel: many combinations of one strategy over one panel, vectorized.
+
+Combinations that share the score's parameters share their scores and eligibility; those that
+also share the rebalance period share their rebalance dates and are simulated together as the
+rows of (combinations x symbols) arrays. Holdings change only on event days (fills, a pending
+trade of a symbol that had no row on a fill day, a forced sale before a delisting); between two
+events the equity of every combination is one matrix product of the last closes and the held
+shares, and the borrow charge one more.
+
+Per day, in this order: trades at the fill price (a rebalance, or the pending trades of symbols
+that have their next row), forced sales at the close of symbols whose last row this is, borrow
+on the shorts at the close, equity = cash + shares x last close.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from analytics.constants import TRADING_DAYS_PER_YEAR
+from analytics.portfolio.panel import FloatArray, IntArray, Panel
+from analytics.portfolio.scores import (
+    SCORE_PARAMS,
+    Decision,
+    Rules,
+    check_params,
+    decide,
+    first_eligible,
+)
+from analytics.portfolio.selection import target_weights
+
+#: The starting capital; costs are reported over it.
+INITIAL_CAPITAL = 1.0
+
+
+@dataclass(frozen=True)
+class Holdings:
+    """Holdings at the panel's last close: shares, value = shares x close, value / equity."""
+
+    symbols: np.ndarray
+    shares: FloatArray
+    value: FloatArray
+    weight: FloatArray
+
+
+@dataclass(frozen=True)
+class Run:
+    """One combination's backtest. ``equity`` and ``returns`` start on the first fill's day."""
+
+    params: Mapping[str, float]
+    first_fill: int  # calendar index of the first fill; -1 when there is none
+    equity: FloatArray
+    returns: FloatArray
+    turnover: float
+    avg_long: float
+    avg_short: float
+    cost_fees: float
+    cost_slippage: float
+    cost_impact: float
+    cost_borrow: float
+    n_rebalances: int
+    holdings: Holdings | None
+
+
+def rebalance_schedule(
+    start: int, period: int, n_dates: int, fill: str
+) -> tuple[IntArray, IntArray]:
+    """Decision and fill indices: every ``period`` sessions from ``start``; fills in range."""
+    if start < 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty
+    decisions = np.arange(start, n_dates, period, dtype=np.int64)
+    fills = decisions + (1 if fill == "next-open" else 0)
+    keep = fills < n_dates
+    return decisions[keep], fills[keep]
+
+
+def simulate(
+    panel: Panel,
+    strategy: str,
+    combos: Sequence[Mapping[str, float]],
+    rules: Rules,
+    *,
+    holdings: bool = False,
+) -> list[Run]:
+    """Backtest every combination of ``strategy`` in ``combos`` over ``panel``.
+
+    Parameters
+    ----------
+    panel : Panel
+        Dates x symbols of open, close, volume.
+    strategy : str
+        ``xs-momentum``, ``xs-reversal`` or ``low-volatility``.
+    combos : sequence of mappings
+        Each a full set of the strategy's parameters (see ``scores.DEFAULTS``).
+    rules : Rules
+        Direction, fill, weighting, costs and eligibility filters shared by all combinations.
+    holdings : bool
+        Whether to return each combination's holdings at the last close.
+
+    Returns
+    -------
+    list of Run
+        One per combination, in the order given.
+    """
+    for params in combos:
+        check_params(strategy, params)
+    by_key: dict[tuple[int, ...], dict[int, list[int]]] = defaultdict(lambda: defaultdict(list))
+    for i, params in enumerate(combos):
+        key = tuple(int(params[p]) for p in SCORE_PARAMS[strategy])
+        by_key[key][int(params["rebalance"])].append(i)
+    runs: list[Run | None] = [None] * len(combos)
+    for key, by_period in by_key.items():
+        start = first_eligible(panel, strategy, key, rules)
+        schedules = {
+            period: rebalance_schedule(start, period, panel.n_dates, rules.fill)
+            for period in by_period
+        }
+        dates = np.unique(np.concatenate([d for d, _ in schedules.values()] + [np.zeros(0, int)]))
+        decision = decide(panel, strategy, key, rules, dates)
+        for period, members in by_period.items():
+            decided, fills = schedules[period]
+            rows = np.searchsorted(dates, decided)
+            part = Decision(decision.score[rows], decision.sigma[rows], decision.adv[rows])
+            chosen = [combos[i] for i in members]
+            group = _simulate_group(panel, rules, part, fills, chosen, holdings)
+            for i, run in zip(members, group, strict=True):
+                runs[i] = run
+    return [r for r in runs if r is not None]
+
+
+def _event_days(panel: Panel, fills: IntArray) -> IntArray:
+    """Fill days, next rows of symbols missing on a fill day, and delisting days after f0."""
+    t = panel.n_dates
+    f0 = int(fills[0])
+    missing = ~panel.has_row[fills] & (panel.row_number[fills] >= 0)
+    pending = panel.next_row[fills][missing]
+    delist = panel.last_row[(panel.last_row >= f0) & (panel.last_row < t - 1)]
+    days = np.unique(np.concatenate([fills, pending[pending < t], delist]))
+    return days.astype(np.int64)
+
+
+class _Book:
+    """Shares, cash and cost totals of C combinations (rows) over S symbols."""
+
+    def __init__(self, c: int, s: int, rules: Rules) -> None:
+        self.shares = np.zeros((c, s))
+        self.cash = np.full(c, INITIAL_CAPITAL)
+        self.pending = np.zeros((c, s))
+        self.fees = np.zeros(c)
+        self.slippage = np.zeros(c)
+        self.impact = np.zeros(c)
+        self.borrow = np.zeros(c)
+        self.traded = np.zeros(c)
+        self.fee_rate = rules.fees_bps / 1e4
+        self.slip_rate = rules.slippage_bps / 1e4
+        self.impact_y = rules.impact_coefficient
+
+    def trade(self, delta: FloatArray, price: FloatArray, impact_coef: FloatArray | None) -> None:
+        """Trade ``delta`` shares at ``price``; pay fees, slippage and (if given) impact."""
+        size = np.abs(delta)
+        value = size @ price
+        self.cash -= delta @ price
+        self.traded += value
+        self.fees += value * self.fee_rate
+        self.slippage += value * self.slip_rate
+        self.cash -= value * (self.fee_rate + self.slip_rate)
+        if impact_coef is not None:
+            # Y x sigma x sqrt(|d| / ADV) x |d| x fill = |d|^1.5 x (Y sigma fill / sqrt(ADV)).
+            cost = (size * np.sqrt(size)) @ impact_coef
+            self.impact += cost
+            self.cash -= cost
+        self.shares += delta
+
+
+def _simulate_group(
+    panel: Panel,
+    rules: Rules,
+    decision: Decision,
+    fills: IntArray,
+    combos: Sequence[Mapping[str, float]],
+    with_holdings: bool,
+) -> list[Run]:
+    t_all, s_all = panel.n_dates, panel.n_symbols
+    c = len(combos)
+    if len(fills) == 0:
+        return [_empty_run(p) for p in combos]
+    quantiles = np.array([p["quantile"] for p in combos], dtype=np.float64)
+    fill_price = panel.open if rules.fill == "next-open" else panel.close
+    f0 = int(fills[0])
+    book = _Book(c, s_all, rules)
+    equity = np.empty((t_all - f0, c))
+    n_long = np.zeros(c)
+    n_short = np.zeros(c)
+    borrow_rate = rules.borrow_bps / 1e4 / TRADING_DAYS_PER_YEAR
+    # Y x sigma / sqrt(ADV) of the last decision: pending trades pay it at their own price.
+    impact_base: FloatArray | None = None
+    fill_index = {int(f): i for i, f in enumerate(fills)}
+    delisting = panel.last_row < t_all - 1
+    events = _event_days(panel, fills)
+    for k, event in enumerate(events):
+        day = int(event)
+        end = int(events[k + 1]) if k + 1 < len(events) else t_all
+        row = panel.has_row[day]
+        price = np.where(row, fill_price[day], panel.last_close[day])
+        price = np.where(price > 0, price, 1.0)  # not yet listed: never held, weight 0
+        i = fill_index.get(day)
+        if i is not None:
+            if rules.impact_coefficient > 0:
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    base = rules.impact_coefficient * decision.sigma[i] / np.sqrt(decision.adv[i])
+                # A symbol without sigma or ADV was not eligible, so it is only ever sold
+                # here if held from before, when it had them; 0 keeps 0 x NaN out of the sum.
+                impact_base = np.where(np.isfinite(base), base, 0.0)
+            weights = target_weights(decision.score[i], decision.sigma[i], quantiles, rules)
+            value = book.cash + book.shares @ price
+            delta = weights * value[:, None] / price[None, :] - book.shares
+            book.pending = np.where(row, 0.0, delta)
+            book.trade(np.where(row, delta, 0.0), price, _times(impact_base, price))
+        elif book.pending.any():
+            now = row & (book.pending != 0).any(axis=0)
+            if now.any():
+                book.trade(np.where(now, book.pending, 0.0), price, _times(impact_base, price))
+                book.pending = np.where(now, 0.0, book.pending)
+        gone = delisting & (panel.last_row == day)
+        if gone.any():
+            # Sold at the close before the symbol's rows end: fees and slippage, no impact.
+            book.trade(np.where(gone, -book.shares, 0.0), panel.close[day], None)
+            book.shares[:, gone] = 0.0
+            book.pending[:, gone] = 0.0
+        last = panel.last_close[day:end]
+        held = last @ book.shares.T
+        cash = np.broadcast_to(book.cash, held.shape)
+        if borrow_rate > 0 and (book.shares < 0).any():
+            charge = np.cumsum(borrow_rate * (last @ np.maximum(-book.shares, 0.0).T), axis=0)
+            cash = cash - charge
+            book.borrow += charge[-1]
+            book.cash = book.cash - charge[-1]
+        equity[day - f0 : end - f0] = cash + held
+        n_long += (book.shares > 0).sum(axis=1) * (end - day)
+        n_short += (book.shares < 0).sum(axis=1) * (end - day)
+    days = t_all - f0
+    prev = np.vstack([np.full((1, c), INITIAL_CAPITAL), equity[:-1]])
+    returns = equity / prev - 1.0
+    runs = []
+    for j, params in enumerate(combos):
+        runs.append(
+            Run(
+                params=dict(params),
+                first_fill=f0,
+                equity=equity[:, j].copy(),
+                returns=returns[:, j].copy(),
+                turnover=float(book.traded[j] / equity[:, j].mean() * TRADING_DAYS_PER_YEAR / days),
+                avg_long=float(n_long[j] / days),
+                avg_short=float(n_short[j] / days),
+                cost_fees=float(book.fees[j] / INITIAL_CAPITAL),
+                cost_slippage=float(book.slippage[j] / INITIAL_CAPITAL),
+                cost_impact=float(book.impact[j] / INITIAL_CAPITAL),
+                cost_borrow=float(book.borrow[j] / INITIAL_CAPITAL),
+                n_rebalances=len(fills),
+                holdings=_holdings(panel, book.shares[j], equity[-1, j]) if with_holdings else None,
+            )
+        )
+    return runs
+
+
+def _times(base: FloatArray | None, price: FloatArray) -> FloatArray | None:
+    return None if base is None else base * price
+
+
+def _holdings(panel: Panel, shares: FloatArray, equity: float) -> Holdings:
+    held = np.flatnonzero(shares != 0)
+    value = shares[held] * panel.last_close[-1, held]
+    return Holdings(panel.symbols[held], shares[held].copy(), value, value / equity)
+
+
+def _empty_run(params: Mapping[str, float]) -> Run:
+    empty = np.zeros(0)
+    nan = float("nan")
+    return Run(dict(params), -1, empty, empty, nan, nan, nan, 0.0, 0.0, 0.0, 0.0, 0, None)
