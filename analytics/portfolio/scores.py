@@ -108,9 +108,8 @@ def history_rows(strategy: str, key: tuple[int, ...], rules: Rules) -> int:
 
 
 def _own(own: FloatArray, rows: IntArray) -> FloatArray:
-    """own[rows[..., s], s] with rows below 0 giving NaN."""
-    cols = np.arange(own.shape[1])
-    out = own[np.maximum(rows, 0), np.broadcast_to(cols, rows.shape)]
+    """own[rows[r, s], s] for (R, S) rows, with rows below 0 giving NaN."""
+    out = np.take_along_axis(own, np.maximum(rows, 0), axis=0)
     return np.where(rows >= 0, out, np.nan)
 
 
@@ -160,14 +159,16 @@ def decide(
     sigma = np.full(j.shape, np.nan)
     adv = np.full(j.shape, np.nan)
     dollar = np.full(j.shape, np.nan)
-    for r in range(len(dates)):
-        rows = j[r][None, :] + back[:, None]  # (20, S): the 20 rows before t
-        vol = _own(panel.own_volume, rows)
-        c = _own(panel.own_close, np.concatenate([rows[:1] - 1, rows]))
-        adv[r] = np.mean(vol, axis=0)
-        dollar[r] = np.mean(c[1:] * vol, axis=0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            sigma[r] = np.std(c[1:] / c[:-1] - 1.0, axis=0, ddof=1)
+    # Only what the rules use: with zero costs, equal weights and no --min-adv, nothing.
+    if rules.needs_sigma or rules.min_adv > 0:
+        for r in range(len(dates)):
+            rows = j[r][None, :] + back[:, None]  # (20, S): the 20 rows before t
+            vol = _own(panel.own_volume, rows)
+            c = _own(panel.own_close, np.concatenate([rows[:1] - 1, rows]))
+            adv[r] = np.mean(vol, axis=0)
+            dollar[r] = np.mean(c[1:] * vol, axis=0)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                sigma[r] = np.std(c[1:] / c[:-1] - 1.0, axis=0, ddof=1)
     if rules.min_adv > 0:
         ok &= dollar >= rules.min_adv
     if rules.weighting == "inverse-vol":

@@ -24,13 +24,12 @@ from analytics.constants import TRADING_DAYS_PER_YEAR
 from analytics.portfolio.panel import FloatArray, IntArray, Panel
 from analytics.portfolio.scores import (
     SCORE_PARAMS,
-    Decision,
     Rules,
     check_params,
     decide,
     first_eligible,
 )
-from analytics.portfolio.selection import target_weights
+from analytics.portfolio.selection import long_count, rankings, weights_from_ranks
 
 #: The starting capital; costs are reported over it.
 INITIAL_CAPITAL = 1.0
@@ -108,28 +107,61 @@ def simulate(
     """
     for params in combos:
         check_params(strategy, params)
-    by_key: dict[tuple[int, ...], dict[int, list[int]]] = defaultdict(lambda: defaultdict(list))
+    by_key: dict[tuple[int, ...], list[int]] = defaultdict(list)
     for i, params in enumerate(combos):
-        key = tuple(int(params[p]) for p in SCORE_PARAMS[strategy])
-        by_key[key][int(params["rebalance"])].append(i)
+        by_key[tuple(int(params[p]) for p in SCORE_PARAMS[strategy])].append(i)
     runs: list[Run | None] = [None] * len(combos)
-    for key, by_period in by_key.items():
-        start = first_eligible(panel, strategy, key, rules)
-        schedules = {
-            period: rebalance_schedule(start, period, panel.n_dates, rules.fill)
-            for period in by_period
-        }
-        dates = np.unique(np.concatenate([d for d, _ in schedules.values()] + [np.zeros(0, int)]))
-        decision = decide(panel, strategy, key, rules, dates)
-        for period, members in by_period.items():
-            decided, fills = schedules[period]
-            rows = np.searchsorted(dates, decided)
-            part = Decision(decision.score[rows], decision.sigma[rows], decision.adv[rows])
-            chosen = [combos[i] for i in members]
-            group = _simulate_group(panel, rules, part, fills, chosen, holdings)
-            for i, run in zip(members, group, strict=True):
-                runs[i] = run
+    for key, members in by_key.items():
+        chosen = [combos[i] for i in members]
+        plan = _plan(panel, strategy, key, rules, chosen)
+        group = _simulate_key(panel, rules, plan, chosen, holdings)
+        for i, run in zip(members, group, strict=True):
+            runs[i] = run
     return [r for r in runs if r is not None]
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """The rebalances of the combinations that share a score: the union of their fill days."""
+
+    fills: IntArray  # (U,) calendar index of every fill day of any of the combinations
+    active: np.ndarray  # (U, C) whether the day is a fill day of combination c
+    ranks: IntArray  # (U, S) ranks at the fill's decision (S = not eligible)
+    counts: IntArray  # (U, C) long count k of each combination
+    inverse_sigma: FloatArray | None  # (U, S) 1 / sigma of the eligible (inverse-vol only)
+    impact_base: FloatArray | None  # (U, S) Y x sigma / sqrt(ADV) (impact only)
+
+
+def _plan(
+    panel: Panel,
+    strategy: str,
+    key: tuple[int, ...],
+    rules: Rules,
+    combos: Sequence[Mapping[str, float]],
+) -> _Plan:
+    start = first_eligible(panel, strategy, key, rules)
+    periods = [int(p["rebalance"]) for p in combos]
+    fill_sets = [rebalance_schedule(start, p, panel.n_dates, rules.fill)[1] for p in periods]
+    fills = np.unique(np.concatenate([*fill_sets, np.zeros(0, dtype=np.int64)]))
+    active = np.stack([np.isin(fills, f) for f in fill_sets], axis=1).reshape(len(fills), -1)
+    decided = fills - (1 if rules.fill == "next-open" else 0)
+    decision = decide(panel, strategy, key, rules, decided)
+    ranks = rankings(decision.score).reshape(len(fills), panel.n_symbols)
+    n = (ranks < panel.n_symbols).sum(axis=1)
+    quantiles = np.array([p["quantile"] for p in combos], dtype=np.float64)
+    counts = long_count(quantiles[None, :], n[:, None]) if len(fills) else np.zeros((0, 1), int)
+    inverse = None
+    if rules.weighting == "inverse-vol":
+        with np.errstate(divide="ignore"):
+            inverse = np.where(ranks < panel.n_symbols, 1.0 / decision.sigma, 0.0)
+    impact = None
+    if rules.impact_coefficient > 0:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            base = rules.impact_coefficient * decision.sigma / np.sqrt(decision.adv)
+        # A symbol without sigma or ADV was not eligible, so it is only ever sold here if held
+        # from before, when it had them; 0 keeps 0 x NaN out of the sum.
+        impact = np.where(np.isfinite(base), base, 0.0)
+    return _Plan(fills, active, ranks, counts, inverse, impact)
 
 
 def _event_days(panel: Panel, fills: IntArray) -> IntArray:
@@ -150,6 +182,8 @@ class _Book:
         self.shares = np.zeros((c, s))
         self.cash = np.full(c, INITIAL_CAPITAL)
         self.pending = np.zeros((c, s))
+        #: Y x sigma / sqrt(ADV) of each combination's last decision (its pending trades pay it).
+        self.impact_base = np.zeros((c, s))
         self.fees = np.zeros(c)
         self.slippage = np.zeros(c)
         self.impact = np.zeros(c)
@@ -157,38 +191,38 @@ class _Book:
         self.traded = np.zeros(c)
         self.fee_rate = rules.fees_bps / 1e4
         self.slip_rate = rules.slippage_bps / 1e4
-        self.impact_y = rules.impact_coefficient
+        self.with_impact = rules.impact_coefficient > 0
 
-    def trade(self, delta: FloatArray, price: FloatArray, impact_coef: FloatArray | None) -> None:
-        """Trade ``delta`` shares at ``price``; pay fees, slippage and (if given) impact."""
+    def trade(self, delta: FloatArray, price: FloatArray, *, impact: bool) -> None:
+        """Trade ``delta`` shares at ``price``; pay fees, slippage and (if asked) impact."""
         size = np.abs(delta)
         value = size @ price
         self.cash -= delta @ price
         self.traded += value
-        self.fees += value * self.fee_rate
-        self.slippage += value * self.slip_rate
-        self.cash -= value * (self.fee_rate + self.slip_rate)
-        if impact_coef is not None:
-            # Y x sigma x sqrt(|d| / ADV) x |d| x fill = |d|^1.5 x (Y sigma fill / sqrt(ADV)).
-            cost = (size * np.sqrt(size)) @ impact_coef
+        if self.fee_rate or self.slip_rate:
+            self.fees += value * self.fee_rate
+            self.slippage += value * self.slip_rate
+            self.cash -= value * (self.fee_rate + self.slip_rate)
+        if impact and self.with_impact:
+            # Y x sigma x sqrt(|d| / ADV) x |d| x fill = |d|^1.5 x fill x (Y sigma / sqrt(ADV)).
+            cost = np.einsum("cs,cs->c", size * np.sqrt(size), self.impact_base * price)
             self.impact += cost
             self.cash -= cost
         self.shares += delta
 
 
-def _simulate_group(
+def _simulate_key(
     panel: Panel,
     rules: Rules,
-    decision: Decision,
-    fills: IntArray,
+    plan: _Plan,
     combos: Sequence[Mapping[str, float]],
     with_holdings: bool,
 ) -> list[Run]:
     t_all, s_all = panel.n_dates, panel.n_symbols
     c = len(combos)
+    fills = plan.fills
     if len(fills) == 0:
         return [_empty_run(p) for p in combos]
-    quantiles = np.array([p["quantile"] for p in combos], dtype=np.float64)
     fill_price = panel.open if rules.fill == "next-open" else panel.close
     f0 = int(fills[0])
     book = _Book(c, s_all, rules)
@@ -196,39 +230,38 @@ def _simulate_group(
     n_long = np.zeros(c)
     n_short = np.zeros(c)
     borrow_rate = rules.borrow_bps / 1e4 / TRADING_DAYS_PER_YEAR
-    # Y x sigma / sqrt(ADV) of the last decision: pending trades pay it at their own price.
-    impact_base: FloatArray | None = None
     fill_index = {int(f): i for i, f in enumerate(fills)}
     delisting = panel.last_row < t_all - 1
     events = _event_days(panel, fills)
+    holes = bool((~panel.has_row[fills] & (panel.row_number[fills] >= 0)).any())
     for k, event in enumerate(events):
         day = int(event)
         end = int(events[k + 1]) if k + 1 < len(events) else t_all
         row = panel.has_row[day]
         price = np.where(row, fill_price[day], panel.last_close[day])
-        price = np.where(price > 0, price, 1.0)  # not yet listed: never held, weight 0
+        price[~(price > 0)] = 1.0  # not yet listed: never held, weight 0
         i = fill_index.get(day)
         if i is not None:
-            if rules.impact_coefficient > 0:
-                with np.errstate(invalid="ignore", divide="ignore"):
-                    base = rules.impact_coefficient * decision.sigma[i] / np.sqrt(decision.adv[i])
-                # A symbol without sigma or ADV was not eligible, so it is only ever sold
-                # here if held from before, when it had them; 0 keeps 0 x NaN out of the sum.
-                impact_base = np.where(np.isfinite(base), base, 0.0)
-            weights = target_weights(decision.score[i], decision.sigma[i], quantiles, rules)
+            on = plan.active[i]
+            inverse = None if plan.inverse_sigma is None else plan.inverse_sigma[i]
+            weights = weights_from_ranks(plan.ranks[i], plan.counts[i], inverse, rules)
             value = book.cash + book.shares @ price
-            delta = weights * value[:, None] / price[None, :] - book.shares
-            book.pending = np.where(row, 0.0, delta)
-            book.trade(np.where(row, delta, 0.0), price, _times(impact_base, price))
-        elif book.pending.any():
+            delta = (weights * (value[:, None] / price[None, :]) - book.shares) * on[:, None]
+            if plan.impact_base is not None:
+                book.impact_base[on] = plan.impact_base[i]
+            if holes:
+                book.pending[on] = np.where(row, 0.0, delta[on])
+                delta = np.where(row, delta, 0.0)
+            book.trade(delta, price, impact=True)
+        elif holes and book.pending.any():
             now = row & (book.pending != 0).any(axis=0)
             if now.any():
-                book.trade(np.where(now, book.pending, 0.0), price, _times(impact_base, price))
-                book.pending = np.where(now, 0.0, book.pending)
+                book.trade(np.where(now, book.pending, 0.0), price, impact=True)
+                book.pending[:, now] = 0.0
         gone = delisting & (panel.last_row == day)
         if gone.any():
             # Sold at the close before the symbol's rows end: fees and slippage, no impact.
-            book.trade(np.where(gone, -book.shares, 0.0), panel.close[day], None)
+            book.trade(np.where(gone, -book.shares, 0.0), panel.close[day], impact=False)
             book.shares[:, gone] = 0.0
             book.pending[:, gone] = 0.0
         last = panel.last_close[day:end]
@@ -245,6 +278,7 @@ def _simulate_group(
     days = t_all - f0
     prev = np.vstack([np.full((1, c), INITIAL_CAPITAL), equity[:-1]])
     returns = equity / prev - 1.0
+    n_fills = plan.active.sum(axis=0)
     runs = []
     for j, params in enumerate(combos):
         runs.append(
@@ -260,15 +294,11 @@ def _simulate_group(
                 cost_slippage=float(book.slippage[j] / INITIAL_CAPITAL),
                 cost_impact=float(book.impact[j] / INITIAL_CAPITAL),
                 cost_borrow=float(book.borrow[j] / INITIAL_CAPITAL),
-                n_rebalances=len(fills),
+                n_rebalances=int(n_fills[j]),
                 holdings=_holdings(panel, book.shares[j], equity[-1, j]) if with_holdings else None,
             )
         )
     return runs
-
-
-def _times(base: FloatArray | None, price: FloatArray) -> FloatArray | None:
-    return None if base is None else base * price
 
 
 def _holdings(panel: Panel, shares: FloatArray, equity: float) -> Holdings:
