@@ -123,18 +123,28 @@ def reference_orders(
     names = [str(s) for s in panel.symbols]
     rows = {s: np.flatnonzero(~np.isnan(panel.close[:, i])) for i, s in enumerate(names)}
     prices = {s: [float(x) for x in panel.close[rows[s], i]] for i, s in enumerate(names)}
+    volumes = {s: [float(x) for x in panel.volume[rows[s], i]] for i, s in enumerate(names)}
     row_of = {s: {int(day): j for j, day in enumerate(rows[s])} for s in names}
 
     def eligible(t: int) -> dict[str, tuple[float, float]]:
         out = {}
         for s in names:
             j = row_of[s].get(t)
-            if j is None:
+            if j is None or prices[s][j] < rules.min_price:
                 continue
             score = _own_score(strategy, params, prices[s], j)
-            sigma = _sigma(prices[s], j) if rules.weighting == "inverse-vol" else 1.0
-            if score is not None and sigma is not None and sigma > 0:
-                out[s] = (score, sigma)
+            sigma = _sigma(prices[s], j) if rules.needs_sigma else 1.0
+            if score is None or sigma is None:
+                continue
+            if rules.weighting == "inverse-vol" and not sigma > 0:
+                continue
+            if rules.min_adv > 0:
+                dollars = [prices[s][i] * volumes[s][i] for i in range(j - 20, j)]
+                if j < 20 or sum(dollars) / 20 < rules.min_adv:
+                    continue
+            if rules.impact_coefficient > 0 and not sum(volumes[s][j - 20 : j]) > 0:
+                continue
+            out[s] = (score, sigma)
         return out
 
     start = next(t for t in range(panel.n_dates) if eligible(t))
@@ -153,7 +163,8 @@ def reference_orders(
         shorts = ranked[n - m :] if m else []
         w = dict.fromkeys(names, 0.0)
         for group, sign in ((longs, side), (shorts, -0.5)):
-            inv = {s: 1 / found[s][1] for s in group}
+            inverse_vol = rules.weighting == "inverse-vol"
+            inv = {s: 1 / found[s][1] if inverse_vol else 1.0 for s in group}
             for s in group:
                 w[s] = sign * inv[s] / sum(inv.values())
         orders[fill] = w

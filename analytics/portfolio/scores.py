@@ -161,8 +161,11 @@ def decide(
     dollar = np.full(j.shape, np.nan)
     # Only what the rules use: with zero costs, equal weights and no --min-adv, nothing.
     if rules.needs_sigma or rules.min_adv > 0:
+        # Rows before t: j of them with a row at t, j + 1 without (its last row is before t:
+        # a held symbol without a row on the decision day pays impact from those rows).
+        before = j + 1 - panel.has_row[dates]
         for r in range(len(dates)):
-            rows = j[r][None, :] + back[:, None]  # (20, S): the 20 rows before t
+            rows = before[r][None, :] + back[:, None]  # (20, S): the 20 rows before t
             vol = _own(panel.own_volume, rows)
             c = _own(panel.own_close, np.concatenate([rows[:1] - 1, rows]))
             adv[r] = np.mean(vol, axis=0)

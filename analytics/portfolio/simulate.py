@@ -241,8 +241,16 @@ def _simulate_key(
         price = np.where(row, fill_price[day], panel.last_close[day])
         price[~(price > 0)] = 1.0  # not yet listed: never held, weight 0
         i = fill_index.get(day)
-        if i is not None:
-            on = plan.active[i]
+        on = plan.active[i] if i is not None else None
+        if holes and book.pending.any():
+            # Trades waiting for this symbol's next row, except those a rebalance replaces.
+            due = np.where(row, book.pending, 0.0)
+            if on is not None:
+                due[on] = 0.0
+            if due.any():
+                book.trade(due, price, impact=True)
+                book.pending -= due
+        if i is not None and on is not None:
             inverse = None if plan.inverse_sigma is None else plan.inverse_sigma[i]
             weights = weights_from_ranks(plan.ranks[i], plan.counts[i], inverse, rules)
             value = book.cash + book.shares @ price
@@ -253,11 +261,6 @@ def _simulate_key(
                 book.pending[on] = np.where(row, 0.0, delta[on])
                 delta = np.where(row, delta, 0.0)
             book.trade(delta, price, impact=True)
-        elif holes and book.pending.any():
-            now = row & (book.pending != 0).any(axis=0)
-            if now.any():
-                book.trade(np.where(now, book.pending, 0.0), price, impact=True)
-                book.pending[:, now] = 0.0
         gone = delisting & (panel.last_row == day)
         if gone.any():
             # Sold at the close before the symbol's rows end: fees and slippage, no impact.
