@@ -11,7 +11,8 @@ import math
 import numpy as np
 import pytest
 
-from analytics.portfolio import Panel, Rules, simulate
+from analytics.errors import InputError
+from analytics.portfolio import Panel, Rules, panel_from_rows, simulate
 from analytics.portfolio.scores import decide, first_eligible
 from analytics.portfolio.selection import long_count, target_weights
 
@@ -269,3 +270,48 @@ def test_rebalance_dates_start_at_the_first_eligible_day() -> None:
     # Day 3: only A is eligible (B's first row) -> all in A at 11: days 3, 4 equity 1, 12/11.
     # Day 5: A -(13/12-1) < B -(22/21-1)? -1/12 < -1/21, so long B at 22: equity 13/11.
     np.testing.assert_allclose(run.equity, [1.0, 12 / 11, 13 / 11], atol=1e-15)
+
+
+def test_long_short_with_one_eligible_name_holds_half_long() -> None:
+    # n = 1: k = ceil(0.1 x 1) = 1, m = min(1, 0) = 0 -> long 0.5, nobody short.
+    score = np.array([NAN, 0.3, NAN])
+    w = target_weights(score, np.ones(3), np.array([0.1]), Rules(direction="long-short"))
+    np.testing.assert_array_equal(w, [[0.0, 0.5, 0.0]])
+    # Nobody eligible: all weights 0 (the portfolio goes to cash).
+    assert not target_weights(np.full(3, NAN), np.ones(3), np.array([0.5]), Rules()).any()
+
+
+def test_panel_from_rows_pivots_and_checks() -> None:
+    panel = panel_from_rows(
+        ["2024-01-03", "2024-01-02", "2024-01-02"],
+        ["B", "B", "A"],
+        [21.0, 20.0, 10.0],
+        [22.0, 21.0, 11.0],
+        [5.0, 6.0, 7.0],
+    )
+    assert list(panel.symbols) == ["A", "B"]
+    assert list(panel.dates.astype(str)) == ["2024-01-02", "2024-01-03"]
+    np.testing.assert_array_equal(panel.close, [[11.0, 21.0], [NAN, 22.0]])
+    np.testing.assert_array_equal(panel.open, [[10.0, 20.0], [NAN, 21.0]])
+    np.testing.assert_array_equal(panel.last_close, [[11.0, 21.0], [11.0, 22.0]])
+    np.testing.assert_array_equal(panel.last_row, [0, 1])
+    with pytest.raises(InputError, match="more than one row"):
+        panel_from_rows(["2024-01-02"] * 2, ["A", "A"], [1.0, 1.0], [1.0, 1.0], [1.0, 1.0])
+    with pytest.raises(InputError, match="non-positive close"):
+        panel_from_rows(["2024-01-02"], ["A"], [1.0], [0.0], [1.0])
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"lookback": 10, "skip": 10, "quantile": 0.1, "rebalance": 5}, "skip < lookback"),
+        ({"lookback": 10, "skip": 1, "quantile": 0.0, "rebalance": 5}, "quantile"),
+        ({"lookback": 10, "skip": 1, "quantile": 0.1, "rebalance": 0}, "rebalance"),
+        ({"lookback": 10, "quantile": 0.1, "rebalance": 5}, "takes parameters"),
+        ({"lookback": 2.5, "skip": 1, "quantile": 0.1, "rebalance": 5}, "whole number"),
+    ],
+)
+def test_bad_parameters_are_refused(params: dict[str, float], message: str) -> None:
+    panel = _panel(["A", "B", "C"], CLOSE_1, CLOSE_1)
+    with pytest.raises(InputError, match=message):
+        simulate(panel, "xs-momentum", [params], Rules())

@@ -1,11 +1,12 @@
 """The execution kernel: many combinations of one strategy over one panel, vectorized.
 
-Combinations that share the score's parameters share their scores and eligibility; those that
-also share the rebalance period share their rebalance dates and are simulated together as the
-rows of (combinations x symbols) arrays. Holdings change only on event days (fills, a pending
-trade of a symbol that had no row on a fill day, a forced sale before a delisting); between two
-events the equity of every combination is one matrix product of the last closes and the held
-shares, and the borrow charge one more.
+Combinations that share the score's parameters (xs-momentum's lookback and skip, say) share
+their scores, eligibility, ranks and start date, and are simulated together as the rows of
+(combinations x symbols) arrays over the union of their fill days, each combination trading
+only on its own. Holdings change only on event days (fills, a pending trade of a symbol that had
+no row on a fill day, a forced sale before a delisting); between two events the equity of every
+combination is one matrix product of the last closes and the held shares, and the borrow charge
+one more.
 
 Per day, in this order: trades at the fill price (a rebalance, or the pending trades of symbols
 that have their next row), forced sales at the close of symbols whose last row this is, borrow
