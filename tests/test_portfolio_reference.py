@@ -15,6 +15,8 @@ from collections.abc import Mapping
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from analytics.generate.calendar import trading_days
 from analytics.generate.daily import initial_state, make_universe, simulate_year
@@ -194,3 +196,28 @@ def test_kernel_equals_plain_loop(panel: Panel, strategy: str, rules: Rules) -> 
         assert held.keys() == ref["holdings"].keys()  # type: ignore[union-attr]
         for symbol, shares in held.items():
             assert shares == pytest.approx(ref["holdings"][symbol], rel=1e-10)  # type: ignore[index]
+
+
+@settings(
+    max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    scale=st.lists(st.floats(0.01, 100.0), min_size=31, max_size=31),
+    strategy=st.sampled_from(list(COMBOS)),
+    rules=st.sampled_from([r for r in RULES if r.min_price == 0]),
+)
+def test_price_units_do_not_matter(
+    panel: Panel, scale: list[float], strategy: str, rules: Rules
+) -> None:
+    # Quoting a symbol in other units (prices x lambda, share volumes / lambda) changes no
+    # score, no dollar ADV, no weight, and every cost is a function of traded value, sigma and
+    # shares / ADV: the equity curves are the same (--min-price, in price units, is left out).
+    lam = np.array(scale)
+    scaled = Panel(
+        panel.dates, panel.symbols, panel.open * lam, panel.close * lam, panel.volume / lam
+    )
+    before = simulate(panel, strategy, COMBOS[strategy], rules)
+    after = simulate(scaled, strategy, COMBOS[strategy], rules)
+    for a, b in zip(before, after, strict=True):
+        np.testing.assert_allclose(b.equity, a.equity, rtol=1e-9)
+        assert b.cost_impact == pytest.approx(a.cost_impact, rel=1e-8)

@@ -17,6 +17,8 @@ from analytics.errors import InputError
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
+#: Row numbers and calendar indices of the (T, S) grids: 32 bits halve the largest of them.
+RowArray = npt.NDArray[np.int32]
 BoolArray = npt.NDArray[np.bool_]
 
 
@@ -35,7 +37,7 @@ class Panel:
     # Derived once (see __post_init__); not part of the constructor.
     has_row: BoolArray = field(init=False, repr=False)
     #: (T, S) number of the symbol's last row on or before the day (-1 before its first row).
-    row_number: IntArray = field(init=False, repr=False)
+    row_number: RowArray = field(init=False, repr=False)
     #: (T, S) the close of the symbol's last row on or before the day (0.0 before its first).
     last_close: FloatArray = field(init=False, repr=False)
     #: (J, S) the symbol's j-th close and volume (NaN past its last row).
@@ -44,7 +46,7 @@ class Panel:
     #: (S,) calendar index of the symbol's last row (-1 for a symbol without rows).
     last_row: IntArray = field(init=False, repr=False)
     #: (T, S) calendar index of the symbol's first row on or after the day (T if none).
-    next_row: IntArray = field(init=False, repr=False)
+    next_row: RowArray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         t, s = len(self.dates), len(self.symbols)
@@ -58,7 +60,7 @@ class Panel:
             raise InputError("panel symbols must be unique and sorted ascending")
         has = ~np.isnan(self.close)
         counts = has.sum(axis=0)
-        row_number = np.cumsum(has, axis=0, dtype=np.int64) - 1
+        row_number = np.cumsum(has, axis=0, dtype=np.int32) - 1
         # Stable sort puts each column's rows first, in date order: the compressed layout.
         order = np.argsort(~has, axis=0, kind="stable")
         depth = int(counts.max()) if s else 0
@@ -72,7 +74,7 @@ class Panel:
             0.0,
         )
         last_row = np.where(counts > 0, t - 1 - np.argmax(has[::-1], axis=0), -1)
-        idx = np.where(has, np.arange(t)[:, None], t)
+        idx = np.where(has, np.arange(t, dtype=np.int32)[:, None], np.int32(t))
         next_row = np.minimum.accumulate(idx[::-1], axis=0)[::-1]
         for name, value in (
             ("has_row", has),
@@ -81,7 +83,7 @@ class Panel:
             ("own_close", own_close),
             ("own_volume", own_volume),
             ("last_row", last_row.astype(np.int64)),
-            ("next_row", next_row.astype(np.int64)),
+            ("next_row", next_row),
         ):
             object.__setattr__(self, name, value)
 

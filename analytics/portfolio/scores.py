@@ -150,7 +150,7 @@ def decide(
     panel: Panel, strategy: str, key: tuple[int, ...], rules: Rules, dates: IntArray
 ) -> Decision:
     """Scores of the eligible symbols at calendar indices ``dates`` (NaN elsewhere)."""
-    j = panel.row_number[dates]
+    j = panel.row_number[dates].astype(np.int64)
     score = _raw_score(panel, strategy, key, j)
     close_t = panel.close[dates]
     ok = panel.has_row[dates] & np.isfinite(score) & (close_t >= rules.min_price)
