@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import statistics
 from collections.abc import Mapping
 
 import numpy as np
@@ -21,7 +20,7 @@ from hypothesis import strategies as st
 from analytics.generate.calendar import trading_days
 from analytics.generate.daily import initial_state, make_universe, simulate_year
 from analytics.portfolio import Panel, Rules, simulate
-from tests.test_portfolio_vectorbt import reference_orders
+from tests.test_portfolio_vectorbt import reference_orders, stdev
 
 COMBOS: Mapping[str, list[dict[str, float]]] = {
     "xs-momentum": [
@@ -71,7 +70,7 @@ def _decision_stats(panel: Panel, s: int, t: int) -> tuple[float, float]:
     c = [float(x) for x in panel.close[rows, s]]
     if len(c) < 21:
         return math.nan, math.nan
-    sigma = statistics.stdev([c[i] / c[i - 1] - 1 for i in range(1, 21)])
+    sigma = stdev([c[i] / c[i - 1] - 1 for i in range(1, 21)])
     return sigma, float(np.mean(panel.volume[rows[1:], s]))
 
 
