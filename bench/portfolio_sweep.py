@@ -1,0 +1,195 @@
+"""Benchmark of the portfolio kernel's xs-momentum sweep against vectorbt, in one run.
+
+The issue's case: 500 symbols x 10 years of generated daily prices (every listed symbol trades
+every session; some list inside the range) x 100 combinations of ``xs-momentum`` (lookback 5 x
+skip 2 x quantile 2 x rebalance 5), long only, next-open fills, zero costs.
+
+- The kernel: ``analytics.portfolio.simulate`` once over all 100 combinations (one process, one
+  core, one BLAS thread, the panel already built), scores and selection included.
+- vectorbt, warm (numba compiled by a first call, not timed), pinned to the same core:
+  ``Portfolio.from_orders(size_type="targetpercent", cash_sharing=True, call_seq="auto")`` and
+  ``value()`` per combination, given the kernel's target weights on the fill days (building them
+  is not timed) and the opens as order prices. vectorbt takes about a second a backtest here,
+  so ``--vectorbt-combos`` times a sample (every k-th combination) and the rate is per backtest.
+
+Each vectorbt value series is checked against the kernel's equity to 1e-9. Figures are
+"backtests per second per core" (a backtest is one combination over the whole universe). Run
+from the repository root with the ``bench`` extra installed::
+
+    python bench/portfolio_sweep.py [--symbols 500] [--years 10] [--vectorbt-combos 10]
+"""
+
+# ruff: noqa: E402  (the BLAS thread count is set before numpy is first imported)
+from __future__ import annotations
+
+import os
+
+# One BLAS thread: the kernel's matrix products must not use the other core.
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_var] = "1"
+
+import argparse
+import contextlib
+import datetime as dt
+import itertools
+import platform
+import sys
+import time
+import warnings
+from collections.abc import Iterator
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+from analytics.generate.calendar import trading_days
+from analytics.generate.daily import initial_state, make_universe, simulate_year
+from analytics.portfolio import Panel, Rules, simulate
+from analytics.portfolio.scores import SCORE_PARAMS, decide, first_eligible
+from analytics.portfolio.selection import target_weights
+from analytics.portfolio.simulate import rebalance_schedule
+
+TOLERANCE = 1e-9
+GRID = {
+    "lookback": [126, 189, 252, 315, 378],
+    "skip": [0, 21],
+    "quantile": [0.1, 0.2],
+    "rebalance": [5, 10, 21, 42, 63],
+}
+
+
+def generated_panel(symbols: int, years: int, seed: int = 20) -> Panel:
+    """Generated daily bars, halts removed so every listed symbol has a row every session."""
+    rng = np.random.default_rng(seed)
+    days = trading_days(dt.date(2025 - years, 1, 1), dt.date(2024, 12, 31))
+    universe = make_universe(rng, symbols, len(days))
+    state = initial_state(universe)
+    year_of = days.astype("datetime64[Y]")
+    parts = [simulate_year(rng, universe, state, days[year_of == y]) for y in np.unique(year_of)]
+    listed = np.arange(len(days))[:, None] >= universe.listing[None, :]
+    stack = {
+        f: np.where(listed, np.vstack([getattr(p, f) for p in parts]), np.nan)
+        for f in ("open", "close", "volume")
+    }
+    return Panel(days, np.array(universe.symbols), stack["open"], stack["close"], stack["volume"])
+
+
+def combinations() -> list[dict[str, float]]:
+    return [dict(zip(GRID, values, strict=True)) for values in itertools.product(*GRID.values())]
+
+
+def orders(panel: Panel, params: dict[str, float], rules: Rules) -> np.ndarray:
+    """(T, S) target percents on fill days for symbols with a row, NaN elsewhere."""
+    key = tuple(int(params[p]) for p in SCORE_PARAMS["xs-momentum"])
+    start = first_eligible(panel, "xs-momentum", key, rules)
+    decided, fills = rebalance_schedule(start, int(params["rebalance"]), panel.n_dates, rules.fill)
+    decision = decide(panel, "xs-momentum", key, rules, decided)
+    size = np.full(panel.close.shape, np.nan)
+    for i, day in enumerate(fills):
+        w = target_weights(
+            decision.score[i], decision.sigma[i], np.array([params["quantile"]]), rules
+        )
+        size[day] = np.where(panel.has_row[day], w[0], np.nan)
+    return size
+
+
+def vectorbt_value(
+    vbt: object, size: np.ndarray, price: np.ndarray, close: np.ndarray
+) -> np.ndarray:
+    pf = vbt.Portfolio.from_orders(  # type: ignore[attr-defined]
+        close,
+        size,
+        size_type="targetpercent",
+        price=price,
+        init_cash=1.0,
+        cash_sharing=True,
+        group_by=np.zeros(size.shape[1], dtype=int),
+        call_seq="auto",
+        min_size=0.0,  # its default, 1e-8 shares, drops real trades of a portfolio worth 1.0
+        freq="1D",
+    )
+    return np.asarray(pf.value().to_numpy(), dtype=float)
+
+
+def _busy_cores() -> tuple[float, float]:
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    return sum(fields) - fields[3] - fields[4], time.perf_counter()
+
+
+@contextlib.contextmanager
+def measured(out: dict[str, float]) -> Iterator[None]:
+    """Wall seconds of the block, and the cores the whole machine kept busy meanwhile."""
+    busy0, t0 = _busy_cores()
+    yield
+    busy1, t1 = _busy_cores()
+    out["seconds"] = t1 - t0
+    out["busy"] = (busy1 - busy0) / os.sysconf("SC_CLK_TCK") / (t1 - t0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--symbols", type=int, default=500)
+    parser.add_argument("--years", type=int, default=10)
+    parser.add_argument(
+        "--vectorbt-combos", type=int, default=100, help="combinations vectorbt runs (a sample)"
+    )
+    args = parser.parse_args(argv)
+    warnings.filterwarnings("ignore")
+    import pandas as pd
+    import vectorbt as vbt
+
+    os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+    t0 = time.perf_counter()
+    panel = generated_panel(args.symbols, args.years)
+    print(
+        f"panel: {panel.n_dates} sessions x {panel.n_symbols} symbols, built in "
+        f"{time.perf_counter() - t0:.1f} s"
+    )
+    combos = combinations()
+    rules = Rules()  # long, next-open, equal weights, zero costs
+
+    simulate(panel, "xs-momentum", combos[:2], rules)  # warm caches
+    kernel: dict[str, float] = {}
+    with measured(kernel):
+        runs = simulate(panel, "xs-momentum", combos, rules)
+
+    step = max(1, len(combos) // max(1, args.vectorbt_combos))
+    sample = list(range(0, len(combos), step))[: args.vectorbt_combos]
+    close = pd.DataFrame(panel.close).ffill().bfill().to_numpy()
+    sizes = {i: orders(panel, combos[i], rules) for i in sample}
+    warm = slice(0, 300)
+    vectorbt_value(vbt, sizes[sample[0]][warm], panel.open[warm], close[warm])  # compile
+    values = {}
+    reference: dict[str, float] = {}
+    with measured(reference):
+        for i in sample:
+            values[i] = vectorbt_value(vbt, sizes[i], panel.open, close)
+    worst = max(
+        float(np.max(np.abs(runs[i].equity - values[i][runs[i].first_fill :]))) for i in sample
+    )
+    kernel_rate = len(combos) / kernel["seconds"]
+    vbt_rate = len(sample) / reference["seconds"]
+    print(f"grid: {' x '.join(f'{k} {v}' for k, v in GRID.items())} = {len(combos)} combinations")
+    print(
+        f"kernel:   {len(combos)} backtests in {kernel['seconds']:.2f} s -> "
+        f"{kernel_rate:.1f} backtests/s/core (machine busy {kernel['busy']:.2f} cores)"
+    )
+    print(
+        f"vectorbt: {len(sample)} backtests in {reference['seconds']:.2f} s -> "
+        f"{vbt_rate:.2f} backtests/s/core (machine busy {reference['busy']:.2f} cores)"
+    )
+    print(f"ratio: kernel / vectorbt = {kernel_rate / vbt_rate:.0f}x (target >= 20x)")
+    print(
+        f"same answers: max |equity - vectorbt value| over {len(sample)} combinations = "
+        f"{worst:.2e} (tolerance {TOLERANCE:g})"
+    )
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"load {' '.join(f'{x:.2f}' for x in os.getloadavg())}; numpy {np.__version__}, "
+        f"vectorbt {metadata.version('vectorbt')}, python {sys.version.split()[0]}"
+    )
+    return 0 if worst <= TOLERANCE else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
