@@ -22,6 +22,9 @@ from cluster.simulate import Simulation
 from tests.conftest import read_manifest, run_cli
 from tests.test_resume import assert_same_tables, backtest_args, free_port, generate_sweep_market
 
+# Real multi-node simulations with faults injected: minutes of wall time, so outside the fast lane.
+pytestmark = pytest.mark.slow
+
 #: 2,744 combinations: about half the work of the resume test's sweep (these runs are on two
 #: nodes sharing the machine's cores), still several seconds of sweep tasks to interrupt.
 GRID = ["--strategy", "sma-cross", "--grid", "fast=2:50:1", "--grid", "slow=10:250:4"]
@@ -102,7 +105,6 @@ def test_child_killed_before_joining_with_min_nodes(
     _parts_are_whole(out)
 
 
-@pytest.mark.slow
 def test_child_killed_while_outputs_are_written(
     data: Path, reference: Path, tmp_path: Path, sims: list[Simulation]
 ) -> None:
@@ -118,7 +120,6 @@ def test_child_killed_while_outputs_are_written(
     _parts_are_whole(out)
 
 
-@pytest.mark.slow
 def test_main_node_killed_then_attempt_2_resumes(
     data: Path, reference: Path, tmp_path: Path, sims: list[Simulation]
 ) -> None:
@@ -145,7 +146,6 @@ def test_main_node_killed_then_attempt_2_resumes(
     _parts_are_whole(out)
 
 
-@pytest.mark.slow
 def test_frozen_worker_is_given_up_and_its_work_redone(
     data: Path, reference: Path, tmp_path: Path, sims: list[Simulation]
 ) -> None:

@@ -159,6 +159,7 @@ def test_the_registry_checks_what_it_adds() -> None:
         "tca",
         "execution-report",
     }
+    jobs.register(tinyjob.JOB)  # registering the same spec again is harmless
     with pytest.raises(ValueError, match="already registered"):
         jobs.register(JobSpec(**{**tinyjob.JOB.__dict__, "help": "another"}))
     mutable = type("Mutable", (), {"__annotations__": {}})

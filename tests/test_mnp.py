@@ -25,6 +25,9 @@ from cluster.simulate import Simulation, node_host
 from cluster.tls import TlsBundle
 from tests.conftest import read_manifest, run_cli
 
+# Real multi-node simulations (one process per node): outside the fast lane.
+pytestmark = pytest.mark.slow
+
 
 def _free_port() -> int:
     with socket.socket() as sock:

@@ -29,6 +29,9 @@ from analytics.generate.calendar import trading_days
 from analytics.generate.daily import initial_state, make_universe, simulate_year
 from analytics.portfolio import Panel, Rules, simulate
 
+# vectorbt's numba compilation and day loops dominate: outside the fast lane.
+pytestmark = pytest.mark.slow
+
 LISTING_ROW, DELISTING_ROW = 300, 2005  # GE's last row is 2004
 
 COMBOS: Mapping[str, list[dict[str, float]]] = {

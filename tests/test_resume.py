@@ -19,6 +19,9 @@ from analytics.run.resume import RUN_OPTIONS
 from cluster.simulate import Simulation, node_host
 from tests.conftest import read_manifest, run_cli
 
+# Runs killed and resumed with real processes: outside the fast lane.
+pytestmark = pytest.mark.slow
+
 #: 5,488 sma-cross combinations (fast < slow) over 201 symbols x 1,006 days: on 2 threads the
 #: sweep is 6 tasks of about 1-2 s each, so a run can be stopped with some of them finished.
 GRID = ["--strategy", "sma-cross", "--grid", "fast=2:50:1", "--grid", "slow=10:250:2"]
@@ -123,7 +126,6 @@ def progress(out: Path) -> dict[str, Any]:
     return record
 
 
-@pytest.mark.slow
 def test_sigterm_records_progress_and_resume_equals_a_clean_run(
     sweep_market: Path,
     clean_run: tuple[Path, float],
