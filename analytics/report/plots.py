@@ -1,12 +1,8 @@
 """The report's charts, drawn with matplotlib and inlined as ``<svg>`` strings.
 
-Each function returns one ``<svg>`` element (no XML prolog, no DOCTYPE, no metadata, no script,
-no URL): text stays text (``svg.fonttype: none``), ids are salted by the chart's title so that
-several charts in one page never share one, coordinates are rounded to 0.1 pt and long lines are
-simplified by matplotlib's path simplification. The output is deterministic: the same data gives
-the same bytes (fixed ``svg.hashsalt``, no date).
-
-matplotlib is imported inside the functions (about 0.5 s): the command line starts without it.
+Each function returns one ``<svg>`` element rendered by :func:`analytics.report.figure.to_svg`
+(compact, deterministic, no script and no URL); long lines are simplified by matplotlib's path
+simplification. matplotlib is imported inside the functions: the command line starts without it.
 The root element carries ``class="chart"`` and ``data-kind`` (and, for a cumulative chart,
 ``data-yscale`` and ``data-ybottom``, the return at the bottom of its axis) so that a test or a
 reader can tell the charts apart.
@@ -14,24 +10,19 @@ reader can tell the charts apart.
 
 from __future__ import annotations
 
-import io
 import math
-import re
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from html import escape
 from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from analytics.report import series
+from analytics.report import figure, series
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
-    from matplotlib.figure import Figure
 
 Format = Callable[[float], str]
 
@@ -60,24 +51,6 @@ _MONTHS: Final = (
     "Nov",
     "Dec",
 )
-_RC: Final[dict[str, Any]] = {
-    "svg.fonttype": "none",
-    "font.family": "sans-serif",
-    "font.sans-serif": ["DejaVu Sans", "Arial"],
-    "font.size": 9.0,
-    "axes.titlesize": 10.5,
-    "axes.titleweight": "bold",
-    "axes.spines.top": False,
-    "axes.spines.right": False,
-    "axes.grid": True,
-    "grid.color": "#e6e6e6",
-    "grid.linewidth": 0.6,
-    "legend.fontsize": 8.0,
-    "legend.frameon": False,
-    "axes.axisbelow": True,
-    "path.simplify": True,
-    "path.simplify_threshold": 0.5,
-}
 
 
 @dataclass(frozen=True)
@@ -101,89 +74,6 @@ class Marker:
     label: str
     color: str = "#D55E00"
     dashed: bool = False
-
-
-# --------------------------------------------------------------------------------------------
-# Rendering
-
-
-@contextmanager
-def _style(salt: str) -> Iterator[None]:
-    import matplotlib
-
-    settings: Any = {**_RC, "svg.hashsalt": salt}  # the stubs list every key as a Literal
-    with matplotlib.rc_context(settings):
-        yield
-
-
-def _figure(width: float, height: float) -> Figure:
-    from matplotlib.figure import Figure
-
-    return Figure(figsize=(width, height), layout="constrained")
-
-
-_AUTO_ID = re.compile(r' id="(?:[A-Za-z][A-Za-z0-9]*_\d+|matplotlib\.axis_\d+)"')
-_AXIS_ID = re.compile(r' id="matplotlib\.axis_(\d+)"')
-_OUR_ID = re.compile(r' id="fb-([a-z-]+)"')
-_GEOMETRY = re.compile(r' (d|x|y|width|height|transform|points)="([^"]*)"')
-_DECIMALS = re.compile(r"(-?\d+\.\d)\d+")
-
-
-def _rounded(match: re.Match[str]) -> str:
-    value = _DECIMALS.sub(r"\1", match.group(2))
-    return f' {match.group(1)}="{" ".join(value.split())}"'
-
-
-def to_svg(fig: Figure, *, title: str, kind: str, **data: str) -> str:
-    """``fig`` as a compact inline ``<svg>``: ``title`` for screen readers, ``kind`` and
-    ``data`` as ``data-*`` attributes of the root element."""
-    buffer = io.StringIO()
-    fig.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None})
-    text = buffer.getvalue()
-    text = text[text.index("<svg") :]
-    text = re.sub(r"<metadata>.*?</metadata>", "", text, flags=re.DOTALL)
-    text = re.sub(r">\s+<", "><", text)
-    text = _AXIS_ID.sub(lambda m: f' class="{"x" if int(m.group(1)) % 2 else "y"}-axis"', text)
-    text = _OUR_ID.sub(r' class="\1"', text)
-    text = _AUTO_ID.sub("", text)
-    text = _GEOMETRY.sub(_rounded, text)
-    attrs = "".join(f' data-{k.replace("_", "-")}="{escape(v)}"' for k, v in data.items())
-    root = (
-        f'<svg class="chart" data-kind="{escape(kind)}"{attrs} role="img" '
-        f'aria-label="{escape(title)}" style="max-width:100%;height:auto" '
-    )
-    # Inline in HTML the SVG namespace is implied, and SVG 2's ``href`` replaces xlink's: the
-    # page then names no URL at all.
-    text = text.replace(' xmlns:xlink="http://www.w3.org/1999/xlink"', "", 1)
-    text = text.replace(' xmlns="http://www.w3.org/2000/svg"', "", 1)
-    text = text.replace("xlink:href=", "href=")
-    text = text.replace("<svg ", root, 1)
-    # matplotlib's stylesheet says ``*{...}``: inside a page it would reach every element.
-    text = text.replace('<style type="text/css">*{', '<style type="text/css">svg.chart *{', 1)
-    head = text.index(">") + 1
-    return f"{text[:head]}<title>{escape(title)}</title>{text[head:]}".strip()
-
-
-def _dates(ax: Axes) -> None:
-    import matplotlib.dates as mdates
-
-    locator = mdates.AutoDateLocator(minticks=3, maxticks=8)
-    ax.xaxis.set_major_locator(locator)
-    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
-
-
-def _percent_axis(ax: Axes, *, wealth: bool = False, decimals: int = 0) -> None:
-    from matplotlib.ticker import FuncFormatter
-
-    shift = 1.0 if wealth else 0.0
-    ax.yaxis.set_major_formatter(
-        FuncFormatter(lambda v, _pos: _signed_pct((v - shift) * 100, decimals))
-    )
-
-
-def _signed_pct(value: float, decimals: int) -> str:
-    text = f"{value:+,.{decimals}f}%"
-    return text[1:] if float(text[1:-1].replace(",", "")) == 0 else text
 
 
 # --------------------------------------------------------------------------------------------
@@ -263,8 +153,8 @@ def cumulative_chart(
     times (:func:`log_scale`) it is drawn on a log scale of wealth, labelled as returns.
     Lines without a colour are drawn thin and grey, and counted as one legend entry."""
     logarithmic = log_scale(lines)
-    with _style(f"cumulative {title}"):
-        fig = _figure(width, height)
+    with figure.style(f"cumulative {title}"):
+        fig = figure.new_figure(width, height)
         if underwater:
             top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=(3, 1.2))
         else:
@@ -279,13 +169,13 @@ def cumulative_chart(
             subs = (1.0, 2.0, 5.0) if growth_span(lines) < 1e3 else (1.0,)
             top.yaxis.set_major_locator(LogLocator(base=10.0, subs=subs))
             top.yaxis.set_minor_formatter(NullFormatter())
-            _percent_axis(top, wealth=True)
+            figure.percent_axis(top, wealth=True)
             top.set_ylabel("cumulative return (log scale of wealth)")
         else:
             _draw_lines(top, lines, lambda line: line.growth, legend=True)
             low, high = top.get_ylim()
             top.set_ylim(max(low, -1.0), high)  # a return cannot go below -100%
-            _percent_axis(top)
+            figure.percent_axis(top)
             top.set_ylabel("cumulative return")
         top.axhline(1.0 if logarithmic else 0.0, color="#555555", linewidth=0.7)
         top.set_title(title, loc="left")
@@ -305,13 +195,13 @@ def cumulative_chart(
                     )  # fmt: skip
             low, _ = bottom.get_ylim()
             bottom.set_ylim(max(low, -1.0), 0.0)
-            _percent_axis(bottom)
+            figure.percent_axis(bottom)
             bottom.set_ylabel("drawdown")
-            _dates(bottom)
+            figure.date_axis(bottom)
         else:
-            _dates(top)
+            figure.date_axis(top)
         low = top.get_ylim()[0] - (1.0 if logarithmic else 0.0)
-        return to_svg(
+        return figure.to_svg(
             fig,
             title=title,
             kind="cumulative",
@@ -328,8 +218,8 @@ def rolling_sharpe_chart(
     height: float = 2.8,
 ) -> str:
     """Rolling Sharpe ratios over time: ``(name, series, colour)``; a zero line."""
-    with _style(f"rolling {title}"):
-        fig = _figure(width, height)
+    with figure.style(f"rolling {title}"):
+        fig = figure.new_figure(width, height)
         ax = fig.subplots()
         ax.set_gid("fb-rolling-sharpe")
         for i, (name, values, color) in enumerate(lines):
@@ -345,8 +235,8 @@ def rolling_sharpe_chart(
         ax.set_ylabel("Sharpe ratio (annualized)")
         ax.set_title(title, loc="left")
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
-        _dates(ax)
-        return to_svg(fig, title=title, kind="rolling-sharpe")
+        figure.date_axis(ax)
+        return figure.to_svg(fig, title=title, kind="rolling-sharpe")
 
 
 # --------------------------------------------------------------------------------------------
@@ -390,8 +280,8 @@ def monthly_heatmap(monthly: pd.DataFrame, *, title: str, width: float = 7.6) ->
     around 0, each cell's value in %, a colour bar in %; grey where there is no month."""
     values = monthly.reindex(columns=range(1, 13)).to_numpy(dtype=np.float64) * 100.0
     height = 1.3 + 0.32 * max(len(monthly), 1)
-    with _style(f"monthly {title}"):
-        fig = _figure(width, height)
+    with figure.style(f"monthly {title}"):
+        fig = figure.new_figure(width, height)
         ax = fig.subplots()
         ax.set_gid("fb-monthly")
         mesh = _cells(ax, values, _diverging_limit(values), lambda v: f"{v:.1f}")
@@ -412,7 +302,7 @@ def monthly_heatmap(monthly: pd.DataFrame, *, title: str, width: float = 7.6) ->
                 bbox_to_anchor=(0.0, -0.08 - 0.6 / height),
                 ncols=1,
             )
-        return to_svg(fig, title=title, kind="monthly-heatmap")
+        return figure.to_svg(fig, title=title, kind="monthly-heatmap")
 
 
 def parameter_heatmap(
@@ -434,8 +324,8 @@ def parameter_heatmap(
 
     values = grid.to_numpy(dtype=np.float64)
     rows, cols = values.shape
-    with _style(f"parameters {title}"):
-        fig = _figure(width, min(2.2 + 0.3 * rows, 7.0))
+    with figure.style(f"parameters {title}"):
+        fig = figure.new_figure(width, min(2.2 + 0.3 * rows, 7.0))
         ax = fig.subplots()
         ax.set_gid("fb-parameter-heatmap")
         mesh = _cells(ax, values, _diverging_limit(values), value_format)
@@ -461,7 +351,7 @@ def parameter_heatmap(
             labels.append(f"grey: {missing_label}")
         if handles:
             fig.legend(handles, labels, loc="outside lower left", ncols=1)
-        return to_svg(fig, title=title, kind="parameter-heatmap")
+        return figure.to_svg(fig, title=title, kind="parameter-heatmap")
 
 
 def _label(value: object) -> str:
@@ -492,8 +382,8 @@ def histogram(
     data = np.asarray(values, dtype=np.float64)
     data = data[np.isfinite(data)]
     n_bins = bins or int(min(60, max(8, math.sqrt(max(len(data), 1)) * 2)))
-    with _style(f"histogram {title}"):
-        fig = _figure(width, height)
+    with figure.style(f"histogram {title}"):
+        fig = figure.new_figure(width, height)
         ax = fig.subplots()
         ax.set_gid("fb-histogram")
         if len(data):
@@ -515,7 +405,7 @@ def histogram(
         ax.set_title(title, loc="left")
         if markers:
             ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
-        return to_svg(fig, title=title, kind="histogram")
+        return figure.to_svg(fig, title=title, kind="histogram")
 
 
 def bar_chart(
@@ -530,8 +420,8 @@ def bar_chart(
     """Horizontal bars from a zero axis, one per label (negative left, in the second colour),
     each with its value written at its end; a NaN has a label and no bar."""
     data = np.asarray(values, dtype=np.float64)
-    with _style(f"bars {title}"):
-        fig = _figure(width, 1.2 + 0.24 * max(len(labels), 1))
+    with figure.style(f"bars {title}"):
+        fig = figure.new_figure(width, 1.2 + 0.24 * max(len(labels), 1))
         ax = fig.subplots()
         ax.set_gid("fb-bars")
         position = np.arange(len(labels))
@@ -556,4 +446,4 @@ def bar_chart(
         ax.margins(x=0.12)
         ax.set_xlabel(value_label)
         ax.set_title(title, loc="left")
-        return to_svg(fig, title=title, kind="bars")
+        return figure.to_svg(fig, title=title, kind="bars")
