@@ -101,8 +101,15 @@ def log_scale(lines: Sequence[Line]) -> bool:
 
 
 def _draw_lines(
-    ax: Axes, lines: Sequence[Line], values: Callable[[Line], pd.Series], *, legend: bool
+    ax: Axes,
+    lines: Sequence[Line],
+    values: Callable[[Line], pd.Series],
+    *,
+    legend: bool,
+    stress_filled: bool = False,
 ) -> None:
+    """Grey lines underneath, then the coloured ones; ``stress_filled`` draws the coloured lines
+    that are not ``fill`` thin and faint (an underwater panel's subject stands out)."""
     from matplotlib.lines import Line2D
 
     context = [line for line in lines if line.color is None]
@@ -120,11 +127,13 @@ def _draw_lines(
         if line.color is None:
             continue
         y = values(line)
+        faint = stress_filled and not line.fill
         ax.plot(
             y.index,
             y.to_numpy(dtype=np.float64),
             color=line.color,
-            linewidth=1.7,
+            linewidth=0.8 if faint else 1.7,
+            alpha=0.55 if faint else 1.0,
             linestyle="--" if line.dashed else "-",
             label=line.name,
             gid="fb-line",
@@ -185,7 +194,7 @@ def cumulative_chart(
             def underwater_of(line: Line) -> pd.Series:
                 return series.drawdown(line.growth.to_frame()).iloc[:, 0]
 
-            _draw_lines(bottom, lines, underwater_of, legend=False)
+            _draw_lines(bottom, lines, underwater_of, legend=False, stress_filled=True)
             for line in lines:
                 if line.fill:
                     dd = underwater_of(line)
