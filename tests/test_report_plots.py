@@ -231,3 +231,20 @@ def test_split_parameters_into_set_and_default() -> None:
     # Without defaults, only what is None counts as not set.
     chosen, default = split_parameters(params, None)
     assert [k for k, _ in default] == ["workers"]
+
+
+def test_importing_the_report_sections_does_not_import_matplotlib() -> None:
+    # The command line imports job packages (and may import their report sections) when it
+    # starts: matplotlib (about 0.5 s) must wait until a chart is drawn.
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, analytics.report.plots, analytics.report.figure, "
+        "analytics.jobs.market_performance.report, analytics.jobs.backtest.report; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'matplotlib'))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert done.stdout.strip() == "[]"
