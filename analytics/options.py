@@ -183,6 +183,14 @@ def values_of(options: Any) -> dict[str, Any]:
     return {f.name: getattr(options, f.name) for f in dataclasses.fields(options)}
 
 
+def defaults_of(cls: type) -> dict[str, Any]:
+    """Each field's default of an options dataclass (None when it has none), by field name."""
+    return {
+        f.name: f.default if f.default is not dataclasses.MISSING else None
+        for f in dataclasses.fields(cls)
+    }
+
+
 def explicit(options: Any) -> dict[str, Any]:
     """The fields of ``options`` that differ from their defaults (what the user set)."""
     found = {}

@@ -157,9 +157,11 @@ def _generate(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from analytics.report.page import write_report
     from analytics.run.committed import CommittedRun
+    from finbatch.settings import recorded_defaults
 
     view = CommittedRun.load(args.output, args.input)
-    print(f"report {write_report(view)} (job {view.job}, run {view.run_id})", flush=True)
+    url = write_report(view, recorded_defaults())
+    print(f"report {url} (job {view.job}, run {view.run_id})", flush=True)
     return EXIT_OK
 
 

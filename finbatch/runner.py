@@ -217,11 +217,12 @@ def _deliver(
     whatever fails here; the failures are returned (the command line exits 1)."""
     from analytics.report.page import write_report
     from analytics.run.committed import CommittedRun
+    from finbatch.settings import recorded_defaults
 
     view = CommittedRun(manifest, output_url.rstrip("/"))
     outcome = Outcome(manifest, output_url)
     try:
-        outcome.report_url = write_report(view)
+        outcome.report_url = write_report(view, recorded_defaults())
         say(f"{spec.name}: report {outcome.report_url}")
     except Exception as err:
         log.exception("report failed")

@@ -8,8 +8,9 @@ declaration. Defaults are written here, once.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from analytics.options import option, positive_int
+from analytics.options import defaults_of, option, positive_int
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
@@ -69,3 +70,9 @@ class DbSettings:
         metavar="NAME",
         help="AWS Secrets Manager secret (name or ARN) holding the RDS credentials",
     )
+
+
+def recorded_defaults() -> dict[str, Any]:
+    """The defaults of the options the manifest records beside the job's (cluster, database):
+    the report folds those a run left at them."""
+    return {**defaults_of(ClusterSettings), **defaults_of(DbSettings)}

@@ -1,12 +1,12 @@
-"""The HTML report: SVG charts by hand, the data behind them against the jobs' own outputs, and
-the reports of real runs opened in headless Chromium with the network cut off.
+"""The HTML report: the hand-written SVG charts of the risk and TCA sections, the data behind the
+charts against the jobs' own outputs, the tear-sheet sections' headings and inline charts, and the
+reports of real runs opened in headless Chromium with the network cut off.
 
 Screenshots go to ``test-artifacts/`` (gitignored) at the repository root.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import math
 import re
 import shutil
@@ -23,7 +23,8 @@ import s3fs
 from analytics.jobs.backtest import report as backtest_report
 from analytics.jobs.market_performance import report as mp_report
 from analytics.jobs.risk import report as risk_report
-from analytics.report import charts, svg
+from analytics.report import charts, series, svg
+from analytics.report.prices import read_closes
 from analytics.run.committed import CommittedRun as RunView
 from tests.browser import ink, network_is_cut_off, render
 from tests.conftest import run_cli
@@ -49,35 +50,10 @@ def test_nice_ticks_and_scale_by_hand() -> None:
     inverted = svg.Scale(-1.0, 1.0, 300.0, 100.0)  # y grows downwards on screen
     assert (inverted(-1.0), inverted(0.0), inverted(1.0)) == (300.0, 200.0, 100.0)
     assert svg.pct(0.1234) == "12.3%" and svg.num(1_234_567) == "1.23M"
-    # Five months of days: monthly ticks at each first of the month within the range.
-    ticks = svg.date_ticks(
-        svg.day_number(dt.date(2023, 10, 2)), svg.day_number(dt.date(2024, 3, 1))
-    )
-    assert [label for _, label in ticks] == ["2023-11", "2023-12", "2024-01", "2024-02", "2024-03"]
 
 
 def _svg(markup: str) -> ET.Element:
     return ET.fromstring(markup)  # well-formed XML, or this raises
-
-
-def test_line_chart_breaks_at_nan_and_keeps_every_point() -> None:
-    x = [0.0, 1.0, 2.0, 3.0, 4.0]
-    chart = _svg(
-        charts.line_chart(
-            [svg.Series("a", x, [0.0, 0.1, math.nan, 0.3, 0.2])], title="t", dates=False
-        )
-    )
-    paths = [p.get("d", "") for p in chart.iter("path")]
-    assert len(paths) == 1
-    # Two segments: M L (points 0, 1), then M L L (points 3, 4 after the NaN).
-    assert re.findall(r"[ML]", paths[0]) == ["M", "L", "M", "L"]
-    many = np.linspace(0, 1, 5000)
-    thinned = _svg(
-        charts.line_chart([svg.Series("b", many, np.sin(many * 40))], title="t", dates=False)
-    )
-    points = len(re.findall(r"[ML]", next(thinned.iter("path")).get("d", "")))
-    # At most first, min, max and last of each of the 656 pixel columns, and fewer than 5000.
-    assert points <= 4 * 657 and points < 5000
 
 
 def test_histogram_bars_are_numpys_counts_and_markers_are_drawn() -> None:
@@ -96,21 +72,12 @@ def test_histogram_bars_are_numpys_counts_and_markers_are_drawn() -> None:
     assert len([line for line in chart.iter("line") if line.get("class") == "marker"]) == 2
 
 
-def test_bar_heatmap_and_scatter_draw_every_value() -> None:
+def test_bar_and_scatter_draw_every_value() -> None:
     bars = _svg(charts.bar_chart(["a", "b", "c"], [3.0, -1.0, math.nan], title="b"))
     drawn = [r for r in bars.iter("rect") if r.get("class") == "bar"]
     assert len(drawn) == 2  # NaN has a label and no bar
     widths = [float(r.get("width", 0)) for r in drawn]
     assert widths[0] == pytest.approx(3 * widths[1], rel=1e-3)  # |3| vs |-1| on one scale
-    grid = _svg(
-        charts.heatmap(
-            ["5", "10", "20"], ["50", "100"], [[1.0, -0.5, math.nan], [0.2, 0.0, 0.8]], title="h"
-        )
-    )
-    cells = [r for r in grid.iter("rect") if r.get("class") == "cell"]
-    assert len(cells) == 6
-    assert cells[2].get("fill") == "#cccccc"  # NaN is grey
-    assert cells[0].get("fill") == "#2166ac"  # the largest value takes the full blue
     points = _svg(
         charts.scatter(
             [svg.Series("x", [1.0, 2.0, math.nan], [1.0, 2.0, 3.0]), svg.Series("y", [3.0], [1.0])],
@@ -125,21 +92,39 @@ def test_bar_heatmap_and_scatter_draw_every_value() -> None:
 
 
 @pytest.fixture(scope="module")
-def runs(market: Path, scheduler: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def long_market(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Six symbols (and SPX) over two years: monthly heatmaps of more than one year, and more
+    days than a rolling 6-month window (the shared ``market`` has about 125)."""
+    root = tmp_path_factory.mktemp("long-market")
+    args = ["--start", "2022-01-03", "--end", "2023-12-29", "--symbols", "6", "--seed", "3"]
+    result = run_cli(["generate-data", "--output", str(root), *args, "--intraday-symbols", "0"])
+    assert result.code == 0, result.stderr
+    return root
+
+
+@pytest.fixture(scope="module")
+def runs(
+    market: Path, long_market: Path, scheduler: str, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("reports")
     jobs = {
-        "market-performance": ["market-performance"],
+        "market-performance": ["market-performance", "--input", str(long_market)],
         "risk": ["risk", "--as-of", AS_OF],
         "backtest": [
             "backtest",
+            "--input",
+            str(long_market),
             "--strategy",
             "sma-cross",
+            # fast 10..40 x slow 30..60: (30, 30), (40, 30) and (40, 40) break fast < slow.
             "--grid",
-            "fast=5:20:5",
+            "fast=10:40:10",
             "--grid",
             "slow=30:60:10",
             "--top",
             "4",
+            "--fees-bps",
+            "1",
         ],
         "tca": ["tca"],
         "execution-report": ["execution-report"],
@@ -147,11 +132,11 @@ def runs(market: Path, scheduler: str, tmp_path_factory: pytest.TempPathFactory)
     outputs = {}
     for job, args in jobs.items():
         out = root / job
+        given = [] if "--input" in args else ["--input", str(market)]
         result = run_cli(
             [
                 *args,
-                "--input",
-                str(market),
+                *given,
                 "--output",
                 str(out),
                 "--scheduler",
@@ -185,7 +170,8 @@ def test_reports_are_self_contained(runs: dict[str, Path]) -> None:
     for out in runs.values():
         text = (out / "report.html").read_text()
         assert not re.search(r"https?://|ftp://|//[a-z0-9.-]+\.[a-z]{2,}/", text, re.IGNORECASE)
-        assert "@import" not in text and "url(" not in text
+        # url(#clip) names an element of the page itself; any other url( could fetch.
+        assert "@import" not in text and not re.search(r"url\((?!#)", text)
         parser = _Refs()
         parser.feed(text)
         assert all(ref.startswith(("data:", "#")) for ref in parser.refs), parser.refs
@@ -196,13 +182,16 @@ def test_reports_render_offline_with_their_charts(runs: dict[str, Path]) -> None
     assert network_is_cut_off()  # the namespace the browser runs in has no network at all
     ARTIFACTS.mkdir(exist_ok=True)
     expected = {
-        # Cumulative returns and drawdowns: 3 best, 3 worst and the benchmark, each a line
-        # through every one of its ~123 dates.
-        "market-performance": {"svg": 2, "paths": 14, "points": 100},
+        # The benchmark's cumulative return and drawdown (with 3 best and 3 worst symbols), its
+        # monthly returns, the distribution of the symbols' Sharpe ratios.
+        "market-performance": {"kinds": ["cumulative", "monthly-heatmap", "histogram"]},
         # Four portfolios: a histogram (bars, 4 markers) and a component-VaR chart each.
         "risk": {"svg": 8, "markers": 16, "bars": 4 * 15},
-        # The top 4 equity curves, and a heatmap of 4 fast x 4 slow values.
-        "backtest": {"svg": 2, "paths": 4, "cells": 16},
+        # The top combination against SPX and buy-and-hold, its monthly returns, its rolling
+        # Sharpe ratio, and the heatmap of 4 fast x 4 slow values.
+        "backtest": {
+            "kinds": ["cumulative", "monthly-heatmap", "rolling-sharpe", "parameter-heatmap"]
+        },
         # A box per broker, a point per order; fill rate and cost bars per broker.
         "tca": {"svg": 2},
         "execution-report": {"svg": 2},
@@ -210,19 +199,27 @@ def test_reports_render_offline_with_their_charts(runs: dict[str, Path]) -> None
     for job, out in runs.items():
         shot = ARTIFACTS / f"report-{job}.png"
         shot.unlink(missing_ok=True)
-        page = render(out / "report.html", shot, height=1800)
+        page = render(out / "report.html", shot, height=3000)
         dom = page.dom
-        assert dom.count("<svg") == expected[job]["svg"]
+        if "kinds" in expected[job]:
+            # Every chart the browser holds is an inline matplotlib SVG of the expected kind.
+            kinds = re.findall(r'<svg class="chart" data-kind="([a-z-]+)"', dom)
+            assert kinds == expected[job]["kinds"]
+            assert dom.count("<svg") == len(kinds) and "<img" not in dom
+        else:
+            assert dom.count("<svg") == expected[job]["svg"]
         if job == "market-performance":
-            lines = re.findall(r'<path d="([^"]+)" fill="none"', dom)
-            assert len(lines) == expected[job]["paths"]
-            assert all(len(re.findall("[ML]", d)) >= expected[job]["points"] for d in lines)
+            cumulative = charts_of(out)[0]
+            assert _lines(cumulative, "cumulative", "line") == 7
+            assert _lines(cumulative, "underwater", "line") == 7
         elif job == "risk":
             assert dom.count('class="marker"') == expected[job]["markers"]
             assert dom.count('<rect class="bar"') > expected[job]["bars"]
         elif job == "backtest":
-            assert len(re.findall(r'<path d="M[^"]+" fill="none"', dom)) == expected[job]["paths"]
-            assert dom.count('<rect class="cell"') == expected[job]["cells"]
+            cumulative = charts_of(out)[0]
+            # Rank 1, SPX and buy-and-hold in colour; ranks 2..4 grey.
+            assert _lines(cumulative, "cumulative", "line") == 3
+            assert _lines(cumulative, "cumulative", "context-line") == 3
         elif job == "tca":
             orders = RunView.load(str(out)).table("orders").to_pandas()
             finite = np.isfinite(orders["participation"]) & np.isfinite(orders["arrival_cost_bps"])
@@ -236,20 +233,157 @@ def test_reports_render_offline_with_their_charts(runs: dict[str, Path]) -> None
         assert ink(page.screenshot) > 0.05
 
 
+def charts_of(out: Path) -> list[ET.Element]:
+    """The report's matplotlib charts, each parsed as XML."""
+    text = (out / "report.html").read_text()
+    return [ET.fromstring(m) for m in re.findall(r'<svg class="chart".*?</svg>', text, re.DOTALL)]
+
+
+def _group(root: ET.Element, name: str) -> ET.Element:
+    found = [g for g in root.iter("g") if g.get("class") == name]
+    assert len(found) == 1, (name, len(found))
+    return found[0]
+
+
+def _lines(chart: ET.Element, axes: str, kind: str) -> int:
+    return len([g for g in _group(chart, axes).iter("g") if g.get("class") == kind])
+
+
+def _y_ticks(chart: ET.Element, axes: str) -> list[float]:
+    texts = ["".join(t.itertext()) for t in _group(_group(chart, axes), "y-axis").iter("text")]
+    return [float(t.rstrip("%").replace(",", "")) / 100 for t in texts if t.endswith("%")]
+
+
+class _Outline(HTMLParser):
+    """The headings of each section (``h2`` -> its ``h3`` texts), and what each ``figure``
+    holds first."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sections: dict[str, list[str]] = {}
+        self.figures: list[str] = []
+        self._heading: str | None = None
+        self._text: list[str] = []
+        self._section = ""
+        self._in_figure = False
+        self.summaries: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in ("h2", "h3", "summary"):
+            self._heading, self._text = tag, []
+        if tag == "figure":
+            self._in_figure = True
+        elif self._in_figure:
+            self.figures.append(f"{tag} {dict(attrs).get('class', '')}")
+            self._in_figure = False
+
+    def handle_data(self, data: str) -> None:
+        if self._heading:
+            self._text.append(data)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag != self._heading:
+            return
+        text = "".join(self._text).strip()
+        if tag == "h2":
+            self._section = text
+            self.sections[text] = []
+        elif tag == "h3":
+            self.sections[self._section].append(text)
+        else:
+            self.summaries.append(text)
+        self._heading = None
+
+
+def test_tear_sheet_sections_and_inline_charts(runs: dict[str, Path]) -> None:
+    outlines = {}
+    for job in ("market-performance", "backtest"):
+        outline = _Outline()
+        outline.feed((runs[job] / "report.html").read_text())
+        outlines[job] = outline
+        # Every figure holds an inline matplotlib chart, first thing.
+        assert outline.figures and set(outline.figures) == {"svg chart"}
+        assert outline.sections["Run"][:3] == ["Input", "Outputs", "Details"]
+        assert "Parameters set" in outline.sections["Run"]
+        # The options left at their defaults are folded away, not listed with the set ones.
+        assert len(outline.summaries) == 1
+        assert re.fullmatch(r"defaults \(\d+ options not set\)", outline.summaries[0])
+    assert outlines["market-performance"].sections["Market performance"] == [
+        "Benchmark and the best and worst symbols",
+        "Distribution of the symbols' Sharpe ratios",
+        "ALL-period metrics of every symbol, by total return",
+        "Monthly metrics of the best ({}) and the worst ({}) symbol".format(*_ends(runs)),
+    ]
+    assert outlines["backtest"].sections["Backtest: sma-cross"] == [
+        "Top combination against the benchmark and buy-and-hold",
+        "Portfolio Sharpe ratio over the parameters",
+        "Top combinations by portfolio Sharpe ratio",
+    ]
+    # Set: the input, output, run id, scheduler, strategy, grid, top and fees; the default
+    # slippage (0) and workers (not given) are in the fold.
+    text = (runs["backtest"] / "report.html").read_text()
+    shown, folded = text.split("<details", 1)
+    folded = folded.split("</details>", 1)[0]
+    for name in ("strategy", "grid", "top", "fees_bps", "run_id"):
+        assert f"<td>{name}</td>" in shown and f"<td>{name}</td>" not in folded
+    for name in ("slippage_bps", "workers", "db_url"):
+        assert f"<td>{name}</td>" in folded and f"<td>{name}</td>" not in shown
+
+
+def _ends(runs: dict[str, Path]) -> tuple[str, str]:
+    metrics = RunView.load(str(runs["market-performance"])).table("metrics").to_pandas()
+    whole = metrics[(metrics["period"] == "ALL") & (metrics["symbol"] != "SPX")]
+    ordered = whole.sort_values("total_return", ascending=False)["symbol"].astype(str)
+    return ordered.iloc[0], ordered.iloc[-1]
+
+
+def test_cumulative_axes_are_sane(runs: dict[str, Path]) -> None:
+    for job in ("market-performance", "backtest"):
+        cumulative = charts_of(runs[job])[0]
+        assert cumulative.get("data-kind") == "cumulative"
+        assert min(_y_ticks(cumulative, "cumulative")) >= -1.0
+        assert float(cumulative.get("data-ybottom", "nan")) >= -1.0
+        underwater = _y_ticks(cumulative, "underwater")
+        assert min(underwater) >= -1.0 and max(underwater) <= 0.0
+
+
 def test_chart_data_agrees_with_the_jobs_outputs(runs: dict[str, Path]) -> None:
     view = RunView.load(str(runs["market-performance"]))
     metrics = view.table("metrics").to_pandas()
     whole = metrics[metrics["period"] == "ALL"].set_index("symbol")
     symbols = ["SPX", *whole.index[:4].astype(str)]
-    growth = mp_report.cumulative(mp_report.read_closes(view, symbols))
+    growth = series.cumulative(read_closes(view, symbols))
     for symbol in symbols:
         # The curve ends at the ALL-period total return, and its deepest drawdown is the
         # job's max_drawdown (both computed from the same closes by the job).
         assert growth[symbol].iloc[-1] == pytest.approx(
             whole.loc[symbol, "total_return"], abs=1e-12
         )
-        deepest = mp_report.drawdown(growth[[symbol]].dropna())[symbol].min()
+        deepest = series.drawdown(growth[[symbol]].dropna())[symbol].min()
         assert deepest == pytest.approx(whole.loc[symbol, "max_drawdown"], abs=1e-12)
+        # The monthly heatmap's returns of the daily curve are the job's monthly total returns.
+        monthly = series.monthly_returns(growth[symbol])
+        job = mp_report.monthly_from_metrics(
+            metrics.assign(symbol=metrics["symbol"].astype(str)), symbol
+        )
+        assert monthly.shape == job.shape == (2, 12)
+        assert np.allclose(monthly.to_numpy(), job.to_numpy(), rtol=0, atol=1e-12, equal_nan=True)
+
+    # The monthly table: one row per month, the best's and the worst's metrics side by side.
+    named = metrics.assign(symbol=metrics["symbol"].astype(str))
+    best, worst = _ends(runs)
+    table = mp_report.monthly_table(named, [best, worst])
+    assert f"<th>{best} total_return</th>" not in table  # a number column is right-aligned
+    assert f'<th class="num">{best} total_return</th>' in table
+    rows = [re.findall(r"<td[^>]*>(.*?)</td>", r) for r in re.findall(r"<tr>(.*?)</tr>", table)]
+    rows = [r for r in rows if r]  # the header row has no <td>
+    assert [r[0] for r in rows] == [f"{y}-{m:02d}" for y in (2022, 2023) for m in range(1, 13)]
+    monthly = named[named["period"] != "ALL"].set_index(["symbol", "period"])
+    for r in rows:
+        # Columns: month, then 4 metrics of the best (total_return first), then of the worst.
+        assert r[1] == f"{monthly.loc[(best, r[0]), 'total_return'] * 100:.2f}%"
+        assert r[5] == f"{monthly.loc[(worst, r[0]), 'total_return'] * 100:.2f}%"
+        assert r[3] == f"{monthly.loc[(best, r[0]), 'sharpe']:.2f}"
 
     risk = RunView.load(str(runs["risk"]))
     var = risk.table("var").to_pandas()
@@ -266,11 +400,11 @@ def test_chart_data_agrees_with_the_jobs_outputs(runs: dict[str, Path]) -> None:
 
 
 def test_report_command_regenerates_from_a_moved_run(
-    runs: dict[str, Path], market: Path, tmp_path: Path
+    runs: dict[str, Path], long_market: Path, tmp_path: Path
 ) -> None:
     moved_run, moved_input = tmp_path / "run", tmp_path / "input"
     shutil.copytree(runs["market-performance"], moved_run)
-    shutil.copytree(market, moved_input)
+    shutil.copytree(long_market, moved_input)
     (moved_run / "report.html").unlink()
     result = run_cli(["report", "--output", str(moved_run), "--input", str(moved_input)])
     assert result.code == 0, result.stderr
@@ -289,6 +423,9 @@ def test_report_command_regenerates_from_a_moved_run(
     assert result.code == 0, result.stderr
     text = (moved_run / "report.html").read_text()
     assert "cumulative returns are not drawn" in text and "ALL-period metrics" in text
+    # SPX's monthly returns come from the job's own metrics: still drawn without the input.
+    kinds = re.findall(r'<svg class="chart" data-kind="([a-z-]+)"', text)
+    assert kinds == ["monthly-heatmap", "histogram"]
 
     empty = run_cli(["report", "--output", str(tmp_path / "nothing")])
     assert empty.code == 2 and "no committed run" in empty.stderr
@@ -302,7 +439,7 @@ def test_report_on_s3_is_served_as_html(market: Path, scheduler: str, s3_bucket:
     head = boto3.client("s3").head_object(Bucket=s3_bucket, Key="runs/mp/report.html")
     assert head["ContentType"].startswith("text/html")
     body = s3fs.S3FileSystem().cat(f"{s3_bucket}/runs/mp/report.html").decode()
-    assert body.count("<svg") == 2 and "ALL-period metrics" in body
+    assert body.count("<svg") == 3 and "ALL-period metrics" in body
     regenerated = run_cli(["report", "--output", out])
     assert regenerated.code == 0, regenerated.stderr
     assert s3fs.S3FileSystem().cat(f"{s3_bucket}/runs/mp/report.html").decode() == body
@@ -336,11 +473,60 @@ def test_backtest_heatmap_is_the_summarys_sharpe(runs: dict[str, Path]) -> None:
     summary = view.table("summary").to_pandas()
     top = view.table("top").to_pandas().sort_values("rank")
     grid = backtest_report.sharpe_grid(summary, "fast", "slow")
-    # One cell per (slow, fast) pair of the sweep, fast < slow always holds here (5..20 < 30).
-    assert grid.shape == (4, 4)
+    # One cell per (slow, fast) pair of the sweep: fast 10..40 x slow 30..60, where (30, 30),
+    # (40, 30) and (40, 40) break fast < slow and stay empty (grey).
+    assert grid.shape == (4, 4) and len(summary) == 13
+    assert int(grid.isna().sum().sum()) == 3
+    assert np.isnan([grid.loc[30, 30], grid.loc[30, 40], grid.loc[40, 40]]).all()
     for row in summary.itertuples():
         assert grid.loc[row.slow, row.fast] == row.sharpe
     assert np.nanmax(grid.to_numpy()) == top["sharpe"].iloc[0]  # the best cell is rank 1
+    # The chart says so: its legend names the grey cells' rule and the best cell.
+    heatmap = charts_of(runs["backtest"])[-1]
+    assert heatmap.get("data-kind") == "parameter-heatmap"
+    texts = ["".join(t.itertext()) for t in heatmap.iter("text")]
+    best = top.iloc[0]
+    assert any("fast < slow" in t and t.startswith("grey: ") for t in texts)
+    assert (
+        f"outlined: the best, fast={best['fast']:g} slow={best['slow']:g} "
+        f"(Sharpe {best['sharpe']:.2f})"
+    ) in texts
+    assert "Sharpe ratio (annualized, risk-free 0)" in texts  # the colour bar's title
+
+
+def test_backtest_references_by_hand(runs: dict[str, Path], long_market: Path) -> None:
+    view = RunView.load(str(runs["backtest"]))
+    equity = view.table("equity").to_pandas()
+    top = view.table("top").to_pandas().sort_values("rank")
+    curves = backtest_report.top_growth(equity)
+    assert sorted(curves) == [1, 2, 3, 4]
+    # The drawn curve ends at the top combination's total return.
+    assert curves[1].iloc[-1] == pytest.approx(top["total_return"].iloc[0], abs=1e-12)
+    refs = backtest_report.references(view, pd.DatetimeIndex(curves[1].index))
+    raw = pd.read_parquet(long_market / "prices", columns=["symbol", "date", "close"])
+    raw = raw.assign(symbol=raw["symbol"].astype(str), date=pd.to_datetime(raw["date"]))
+    closes = raw.pivot(index="date", columns="symbol", values="close").sort_index()
+    # SPX: close over the first close. Buy-and-hold: running product of 1 + the day's mean of
+    # the returns of the symbols with a close that day, each over its own previous close (a
+    # halt's return spans it), in a plain loop.
+    spx = closes["SPX"].to_numpy()
+    assert np.allclose(refs["SPX"].to_numpy(), spx / spx[0] - 1, rtol=0, atol=1e-12)
+    values = closes.to_numpy()
+    assert np.isnan(values).any()  # the generated market has halts: the rule is exercised
+    previous = [math.nan] * values.shape[1]
+    wealth, expected = 1.0, []
+    for row in values:
+        day = []
+        for j, close in enumerate(row):
+            if math.isnan(close):
+                continue
+            if not math.isnan(previous[j]):
+                day.append(close / previous[j] - 1.0)
+            previous[j] = close
+        wealth *= 1.0 + (sum(day) / len(day) if day else 0.0)
+        expected.append(wealth - 1.0)
+    got = refs[backtest_report.BUY_AND_HOLD].to_numpy()
+    assert np.allclose(got, expected, rtol=0, atol=1e-12)
 
 
 @pytest.mark.parametrize(
@@ -356,6 +542,6 @@ def test_market_performance_report_with_few_symbols(
     args = ["market-performance", "--input", str(market), "--output", str(out)]
     result = run_cli([*args, "--scheduler", scheduler, "--symbols", symbols])
     assert result.code == 0, result.stderr
-    text = (out / "report.html").read_text()
-    cumulative = text[text.index("<title>Cumulative return</title>") :].split("</svg>", 1)[0]
-    assert cumulative.count('fill="none" stroke=') == curves
+    cumulative = charts_of(out)[0]
+    assert cumulative.get("data-kind") == "cumulative"
+    assert _lines(cumulative, "cumulative", "line") == curves

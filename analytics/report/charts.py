@@ -1,5 +1,6 @@
-"""The report's charts: line, histogram, bar, heatmap, scatter and box plot, each an inline
-``<svg>``."""
+"""The hand-written charts still used by the risk and TCA sections: histogram, bar, scatter
+and box plot, each an inline ``<svg>`` (other sections draw with :mod:`analytics.report.plots`).
+"""
 
 from __future__ import annotations
 
@@ -20,54 +21,10 @@ from analytics.report.svg import (
     Scale,
     Series,
     coord,
-    date_ticks,
     finite_range,
     nice_ticks,
     num,
-    path_data,
-    thin,
 )
-
-
-def line_chart(
-    series: Sequence[Series],
-    *,
-    title: str,
-    y_format: Format = num,
-    dates: bool = True,
-    y_title: str = "",
-    width: int = 720,
-    height: int = 300,
-) -> str:
-    """Lines over a shared x axis (day numbers when ``dates``), with a legend and a zero line."""
-    svg = Canvas(title, width, height)
-    xs = [np.asarray(s.x, dtype=np.float64) for s in series]
-    ys = [np.asarray(s.y, dtype=np.float64) for s in series]
-    x_lo, x_hi = finite_range(xs)
-    y_ticks = nice_ticks(*finite_range(ys))
-    colors = [s.color or PALETTE[i % len(PALETTE)] for i, s in enumerate(series)]
-    below = svg.legend([(s.name, c, s.dashed) for s, c in zip(series, colors, strict=True)])
-    sx = Scale(x_lo, x_hi, svg.left, svg.right)
-    sy = Scale(y_ticks[0], y_ticks[-1], svg.bottom, below + 6)
-    svg.y_axis(sy, y_ticks, y_format)
-    x_ticks = (
-        date_ticks(x_lo, x_hi) if dates else [(t, num(t)) for t in nice_ticks(x_lo, x_hi)[1:-1]]
-    )
-    svg.x_axis(sx, [(v, label) for v, label in x_ticks if x_lo <= v <= x_hi])
-    if y_ticks[0] < 0 < y_ticks[-1]:
-        svg.add(
-            f'<line x1="{svg.left}" x2="{svg.right}" y1="{coord(sy(0))}" y2="{coord(sy(0))}" '
-            f'stroke="{AXIS}"/>'
-        )
-    for s, color, x, y in zip(series, colors, xs, ys, strict=True):
-        tx, ty = thin(x, y, svg.right - svg.left)
-        dash = ' stroke-dasharray="5 3"' if s.dashed else ""
-        svg.add(
-            f'<path d="{path_data(tx, ty, sx, sy)}" fill="none" stroke="{color}" '
-            f'stroke-width="1.6"{dash}><title>{escape(s.name)}</title></path>'
-        )
-    svg.axis_titles(y_title=y_title)
-    return svg.render()
 
 
 def histogram(
@@ -159,57 +116,6 @@ def bar_chart(
         f'stroke="{AXIS}"/>'
     )
     svg.axis_titles(x_title=x_title)
-    return svg.render()
-
-
-def _diverging(t: float) -> str:
-    """``t`` in [-1, 1] -> red (negative) through white to blue (positive)."""
-    t = max(-1.0, min(1.0, t))
-    end = (33, 102, 172) if t >= 0 else (178, 24, 43)
-    rgb = (round(255 + (c - 255) * abs(t)) for c in end)
-    return "#{:02x}{:02x}{:02x}".format(*rgb)
-
-
-def heatmap(
-    x_labels: Sequence[str],
-    y_labels: Sequence[str],
-    values: Sequence[Sequence[float]] | FloatArray,
-    *,
-    title: str,
-    value_format: Format = num,
-    x_title: str = "",
-    y_title: str = "",
-    width: int = 720,
-) -> str:
-    """A grid coloured around zero (blue above, red below, grey for NaN); values in big cells."""
-    grid = np.asarray(values, dtype=np.float64).reshape(len(y_labels), len(x_labels))
-    cell_h = max(12, min(28, 320 // max(len(y_labels), 1)))
-    height = 34 + cell_h * len(y_labels) + 54
-    svg = Canvas(title, width, height, left=84)
-    cell_w = (svg.right - svg.left) / max(len(x_labels), 1)
-    finite = grid[np.isfinite(grid)]
-    extent = float(np.abs(finite).max()) if len(finite) else 1.0
-    for r, y_label in enumerate(y_labels):
-        y = svg.top + r * cell_h
-        svg.text(svg.left - 6, y + cell_h / 2 + 4, y_label, "end")
-        for c in range(len(x_labels)):
-            v = float(grid[r, c])
-            fill = _diverging(v / extent) if math.isfinite(v) and extent else "#cccccc"
-            x = svg.left + c * cell_w
-            svg.add(
-                f'<rect class="cell" x="{coord(x)}" y="{y}" width="{coord(cell_w)}" '
-                f'height="{cell_h}" '
-                f'fill="{fill}" stroke="#ffffff"><title>{escape(y_label)} × '
-                f"{escape(x_labels[c])}: {value_format(v)}</title></rect>"
-            )
-            if cell_w >= 34 and cell_h >= 14:
-                ink = "#ffffff" if math.isfinite(v) and abs(v) > 0.6 * extent else "#222222"
-                svg.text(x + cell_w / 2, y + cell_h / 2 + 4, value_format(v), fill=ink)
-    bottom = svg.top + cell_h * len(y_labels)
-    step = max(1, math.ceil(len(x_labels) * 40 / (svg.right - svg.left)))
-    for c in range(0, len(x_labels), step):
-        svg.text(svg.left + (c + 0.5) * cell_w, bottom + 14, x_labels[c])
-    svg.axis_titles(x_title=x_title, y_title=y_title)
     return svg.render()
 
 

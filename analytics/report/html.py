@@ -42,6 +42,7 @@ td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 tr.gap td { text-align: center; color: #5b6573; font-style: italic; }
 .note { color: #5b6573; font-size: 12.5px; }
 .kv td:first-child { color: #5b6573; }
+details.defaults summary { cursor: pointer; color: #5b6573; margin: 6px 0; }
 pre { background: #f6f8fa; padding: 10px; font-size: 12px; overflow-x: auto; }
 """
 

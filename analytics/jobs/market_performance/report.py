@@ -1,35 +1,35 @@
-"""The market-performance section: best and worst symbols against the benchmark, and the table.
+"""The market-performance section, as a tear sheet: the benchmark's (or the equal-weighted
+universe's) cumulative return with the best and worst symbols and the drawdowns beneath, the
+benchmark's monthly returns, the distribution of the symbols' Sharpe ratios, the top and bottom
+tables, and the monthly metrics of the best and the worst symbol.
 
 ``metrics/`` holds no daily series, so the few symbols drawn (the best and the worst by their
 ``ALL``-period total return, and the benchmark) are read back from the run's input, with the
 run's own date range. An equal-weighted benchmark needs every selected symbol: it is drawn only
-when the run's prices input is small enough to read on the driver (``EW_MAX_BYTES``).
+when the run's prices input is small enough to read on the driver. A symbol
+benchmark's monthly returns are the job's own monthly ``total_return``: they need no input.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from typing import Final
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 
 from analytics.constants import PERIOD_ALL
-from analytics.data.datasets import Selection, list_files, read_file
 from analytics.errors import FinbatchError
-from analytics.report import charts, html, svg
+from analytics.report import html, plots, prices, series
 from analytics.run.committed import CommittedRun as RunView
 
 log = logging.getLogger(__name__)
 
 #: Symbols drawn at each end of the ranking.
 DRAWN: Final = 3
-#: Rows shown at each end of the metrics table when there are more than twice as many symbols.
+#: Rows of the top and of the bottom table.
 TABLE_ENDS: Final = 10
-#: Largest prices input (bytes) read whole for an equal-weighted benchmark curve.
-EW_MAX_BYTES: Final = 256 * 2**20
+EQUAL_WEIGHTED: Final = "equal-weighted"
 _COLUMNS: Final = (
     ("symbol", None),
     ("start", None),
@@ -47,103 +47,132 @@ _COLUMNS: Final = (
     ("var_95", html.fmt_pct),
     ("cvar_95", html.fmt_pct),
 )
+#: The monthly metrics shown side by side for the best and the worst symbol.
+_MONTH_METRICS: Final = (
+    ("total_return", html.fmt_pct),
+    ("annual_volatility", html.fmt_pct),
+    ("sharpe", html.fmt_ratio),
+    ("max_drawdown", html.fmt_pct),
+)
 
 
-def read_closes(view: RunView, symbols: Sequence[str] | None) -> pd.DataFrame:
-    """Closes (rows: dates, columns: symbols) of ``symbols`` (None: the run's selection)."""
-    if not view.input_url:
-        raise FinbatchError("the manifest records no --input")
-    chosen = tuple(symbols) if symbols is not None else view.parameters.get("symbols")
-    sel = Selection(
-        view.date_parameter("start"),
-        view.date_parameter("end"),
-        tuple(chosen) if chosen else None,
+def monthly_from_metrics(metrics: pd.DataFrame, symbol: str) -> pd.DataFrame:
+    """A symbol's monthly ``total_return`` rows of ``metrics/`` as a year x month grid."""
+    rows = metrics[(metrics["symbol"] == symbol) & (metrics["period"] != PERIOD_ALL)]
+    period = rows["period"].astype(str)
+    grid = pd.Series(
+        rows["total_return"].to_numpy(dtype=np.float64),
+        index=pd.MultiIndex.from_arrays(
+            [period.str[:4].astype(int).to_numpy(), period.str[5:7].astype(int).to_numpy()]
+        ),
+    ).unstack()
+    return grid.reindex(columns=range(1, 13)).astype(np.float64)
+
+
+def _benchmark_growth(view: RunView, benchmark: str, closes: pd.DataFrame) -> pd.Series | None:
+    if benchmark not in ("", EQUAL_WEIGHTED):
+        return closes.get(benchmark)
+    if not prices.universe_is_small(view):
+        return None
+    return series.equal_weighted(prices.read_closes(view, None))
+
+
+def _curves(
+    view: RunView, best: list[str], worst: list[str], benchmark: str
+) -> tuple[str, pd.Series | None]:
+    """The cumulative chart, and the benchmark's growth (None when it is not drawn)."""
+    is_symbol = benchmark not in ("", EQUAL_WEIGHTED)
+    growth = series.cumulative(
+        prices.read_closes(view, [*best, *worst, *([benchmark] if is_symbol else [])])
     )
-    files = list_files(view.input_url, "prices", sel)
-    tables = [read_file(f.url, "prices", ["symbol", "date", "close"], sel) for f in files]
-    frame = pa.concat_tables(tables).to_pandas()
-    frame["symbol"] = frame["symbol"].astype(str)
-    frame["date"] = pd.to_datetime(frame["date"])
-    closes: pd.DataFrame = frame.pivot_table(index="date", columns="symbol", values="close")
-    return closes.sort_index()
-
-
-def cumulative(closes: pd.DataFrame) -> pd.DataFrame:
-    """Each column's close over its first close in the range, minus 1 (gaps carried over)."""
-    first = closes.apply(lambda c: c.dropna().iloc[0] if c.notna().any() else np.nan)
-    return closes.ffill() / first - 1.0
-
-
-def drawdown(growth: pd.DataFrame) -> pd.DataFrame:
-    """Drawdown of wealth ``1 + growth`` from its running peak (<= 0)."""
-    wealth = 1.0 + growth
-    return wealth / wealth.cummax() - 1.0
-
-
-def equal_weighted(closes: pd.DataFrame) -> pd.Series:
-    """Cumulative return of the per-date mean of the symbols' own daily returns (the job's
-    fallback benchmark): a symbol's return spans its halts, like the job's."""
-    returns = pd.DataFrame(
-        {s: closes[s].dropna().pct_change() for s in closes.columns}, index=closes.index
-    )
-    mean = returns.mean(axis=1, skipna=True).fillna(0.0)
-    return pd.Series((1.0 + mean).cumprod() - 1.0, index=closes.index, name="equal-weighted")
-
-
-def _series(
-    frame: pd.DataFrame | pd.Series, styles: dict[str, tuple[str, bool]]
-) -> list[svg.Series]:
-    data = frame.to_frame() if isinstance(frame, pd.Series) else frame
-    x = np.asarray([svg.day_number(d.date()) for d in data.index], dtype=np.float64)
-    return [
-        svg.Series(str(name), x, data[name].to_numpy(dtype=np.float64), *styles[str(name)])
-        for name in data.columns
+    bench = _benchmark_growth(view, benchmark, growth)
+    name = benchmark if is_symbol else EQUAL_WEIGHTED
+    lines = []
+    if bench is not None:
+        lines.append(plots.Line(f"{name} (benchmark)", bench, plots.BLACK, fill=True))
+    lines += [
+        plots.Line(f"{s} (best {i + 1})", growth[s], plots.PALETTE[i % 3])
+        for i, s in enumerate(best)
     ]
-
-
-def _charts(view: RunView, best: list[str], worst: list[str], benchmark: str) -> str:
-    is_symbol = benchmark not in ("", "equal-weighted")
-    closes = read_closes(view, [*best, *worst, *([benchmark] if is_symbol else [])])
-    growth = cumulative(closes)
-    styles = {s: (svg.PALETTE[i % 3], False) for i, s in enumerate(best)}
-    styles |= {s: (svg.PALETTE[3 + i % 3], False) for i, s in enumerate(worst)}
+    lines += [
+        plots.Line(f"{s} (worst {i + 1})", growth[s], plots.PALETTE[3 + i % 3], dashed=True)
+        for i, s in enumerate(worst)
+    ]
     caption = (
         f"Best {len(best)} and worst {len(worst)} symbols by total return over the run's range"
     )
-    if is_symbol:
-        growth = growth[[*best, *worst, benchmark]]
+    if bench is None:
+        caption += f"; the {name} benchmark is not drawn (the input is too large)"
+    chart = plots.cumulative_chart(lines, title="Cumulative return and drawdown")
+    return html.figure(chart, caption + "."), bench
+
+
+def _monthly(metrics: pd.DataFrame, benchmark: str, bench: pd.Series | None) -> str:
+    """The benchmark's monthly returns: a symbol's from the job's metrics (no input needed),
+    the equal-weighted universe's from its drawn curve."""
+    if benchmark not in ("", EQUAL_WEIGHTED):
+        monthly, name = monthly_from_metrics(metrics, benchmark), benchmark
+    elif bench is not None:
+        monthly, name = series.monthly_returns(bench), EQUAL_WEIGHTED
     else:
-        growth = growth[[*best, *worst]]
-        prices = view.manifest.inputs.get("prices")
-        if prices is None or prices.bytes <= EW_MAX_BYTES:
-            growth["equal-weighted"] = equal_weighted(read_closes(view, None))
-        else:
-            caption += "; the equal-weighted benchmark is not drawn (the input is too large)"
-    for name in growth.columns:
-        styles.setdefault(str(name), ("#000000", True))
-    chart = charts.line_chart(
-        _series(growth, styles),
-        title="Cumulative return",
-        y_format=svg.pct,
-        y_title="return",
-        width=560,
+        return ""
+    if not len(monthly):
+        return ""
+    title = f"Monthly returns of the benchmark ({name})"
+    return html.figure(plots.monthly_heatmap(monthly, title=title))
+
+
+def _sharpe_distribution(ranked: pd.DataFrame, bench_row: pd.DataFrame) -> str:
+    sharpe = ranked["sharpe"].to_numpy(dtype=np.float64)
+    finite = sharpe[np.isfinite(sharpe)]
+    if not len(finite):
+        return html.note("No symbol has a Sharpe ratio: no distribution is drawn.")
+    markers = [plots.Marker(float(np.median(finite)), "median", plots.PALETTE[1])]
+    if len(bench_row) and np.isfinite(bench_row["sharpe"].iloc[0]):
+        markers.append(
+            plots.Marker(float(bench_row["sharpe"].iloc[0]), "benchmark", plots.BLACK, dashed=True)
+        )
+    chart = plots.histogram(
+        finite,
+        title=f"Sharpe ratios of {len(finite):,} symbols (ALL period)",
+        x_label="Sharpe ratio (annualized, risk-free 0)",
+        y_label="symbols",
+        markers=markers,
+        value_format=lambda v: f"{v:.2f}",
     )
-    dd = charts.line_chart(
-        _series(drawdown(growth), styles),
-        title="Drawdown from peak",
-        y_format=svg.pct,
-        y_title="drawdown",
-        width=560,
+    return html.figure(chart)
+
+
+def _table(frame: pd.DataFrame, columns: tuple[tuple[str, html.Format | None], ...]) -> str:
+    return html.table(
+        [c for c, _ in columns],
+        (list(r) for r in frame[[c for c, _ in columns]].values),
+        [f for _, f in columns],
     )
-    figures = html.figure(chart, caption + " (benchmark dashed).") + html.figure(dd)
-    return f'<div class="charts">{figures}</div>'
+
+
+def monthly_table(metrics: pd.DataFrame, symbols: list[str]) -> str:
+    """One row per month, the monthly metrics of each of ``symbols`` side by side (a dash
+    where a symbol has no return that month)."""
+    rows = metrics[metrics["symbol"].isin(symbols) & (metrics["period"] != PERIOD_ALL)]
+    names = [m for m, _ in _MONTH_METRICS]
+    wide = rows.pivot(index="period", columns="symbol", values=names).sort_index()
+    wide = wide.reindex(columns=pd.MultiIndex.from_product([names, symbols]))
+    order = [(m, s) for s in symbols for m in names]
+    return html.table(
+        ["month", *(f"{s} {m}" for m, s in order)],
+        ([period, *wide.loc[period, order]] for period in wide.index),
+        [None, *(dict(_MONTH_METRICS)[m] for m, _ in order)],
+    )
 
 
 def section(view: RunView) -> str:
-    """Headline numbers, cumulative returns and drawdowns, and the ALL-period metrics table."""
+    """Headline numbers, the benchmark's cumulative return and drawdown with the best and worst
+    symbols, its monthly returns, the Sharpe distribution, the top and bottom tables and the
+    monthly metrics of the best and the worst symbol."""
     metrics = view.table("metrics").to_pandas()
+    metrics["symbol"] = metrics["symbol"].astype(str)
     whole = metrics[metrics["period"] == PERIOD_ALL].copy()
-    whole["symbol"] = whole["symbol"].astype(str)
     benchmark = str(view.summary.get("benchmark") or "")
     ranked = whole[np.isfinite(whole["total_return"].to_numpy(dtype=np.float64))]
     ranked = ranked[ranked["symbol"] != benchmark].sort_values(
@@ -166,28 +195,42 @@ def section(view: RunView) -> str:
         cards.append((f"worst: {worst[0]}", html.fmt_pct(float(ranked["total_return"].iloc[-1]))))
     if len(bench_row):
         cards.append(("benchmark return", html.fmt_pct(float(bench_row["total_return"].iloc[0]))))
+    bench: pd.Series | None = None
     try:
         drawn = best or ([benchmark] if len(bench_row) else [])
-        curves = _charts(view, best, worst, benchmark) if drawn else html.note("Nothing to draw.")
+        curves, bench = _curves(view, best, worst, benchmark) if drawn else ("", None)
     except (FinbatchError, OSError, KeyError) as err:  # the input moved or changed since the run
         log.warning("market-performance report: prices not drawn: %s", err)
         curves = html.note(f"The cumulative returns are not drawn: the run's prices: {err}")
+    figures = curves + _monthly(metrics, benchmark, bench)
 
     ordered = whole.sort_values(["total_return", "symbol"], ascending=[False, True])
-    rows: list[list[object] | None] = [list(r) for r in ordered[[c for c, _ in _COLUMNS]].values]
-    if len(rows) > 2 * TABLE_ENDS:
-        rows = [*rows[:TABLE_ENDS], None, *rows[-TABLE_ENDS:]]
-        title = (
-            f"ALL-period metrics: top and bottom {TABLE_ENDS} of {len(ordered):,} by total return"
-        )
-    else:
-        title = "ALL-period metrics, by total return"
-    table = html.table([c for c, _ in _COLUMNS], rows, [f for _, f in _COLUMNS])
-    return html.section(
-        "Market performance",
+    blocks = [
         html.cards(cards),
-        curves,
-        f"<h3>{title}</h3>",
-        table,
-        anchor="market-performance",
-    )
+        "<h3>Benchmark and the best and worst symbols</h3>",
+        f'<div class="charts">{figures}</div>' if figures else html.note("Nothing to draw."),
+        "<h3>Distribution of the symbols' Sharpe ratios</h3>",
+        _sharpe_distribution(ranked, bench_row),
+    ]
+    if len(ordered) > 2 * TABLE_ENDS:
+        blocks += [
+            f"<h3>Top {TABLE_ENDS} of {len(ordered):,} symbols by total return (ALL period)</h3>",
+            _table(ordered.head(TABLE_ENDS), _COLUMNS),
+            f"<h3>Bottom {TABLE_ENDS} of {len(ordered):,} symbols by total return "
+            "(ALL period)</h3>",
+            _table(ordered.tail(TABLE_ENDS), _COLUMNS),
+        ]
+    else:
+        blocks += [
+            "<h3>ALL-period metrics of every symbol, by total return</h3>",
+            _table(ordered, _COLUMNS),
+        ]
+    ends = list(dict.fromkeys([*best[:1], *worst[:1]]))
+    if ends:
+        blocks += [
+            f"<h3>Monthly metrics of the best ({best[0]})"
+            + (f" and the worst ({worst[0]}) symbol" if worst else " symbol")
+            + "</h3>",
+            monthly_table(metrics, ends),
+        ]
+    return html.section("Market performance", *blocks, anchor="market-performance")
