@@ -18,7 +18,7 @@ import pandas as pd
 from analytics.report import charts, html, svg
 from analytics.run.committed import CommittedRun as RunView
 
-#: Portfolios drawn (the largest by absolute value); the VaR table lists every portfolio.
+#: Portfolios drawn (the largest by gross exposure); the VaR table lists every portfolio.
 MAX_PORTFOLIOS: Final = 8
 #: Holdings drawn in a component-VaR chart; the rest are summed into one bar.
 MAX_BARS: Final = 15
@@ -93,8 +93,9 @@ def section(view: RunView) -> str:
     scenarios = view.table("scenarios").to_pandas() if view.has_table("scenarios") else None
     for frame in (var, contrib, *([scenarios] if scenarios is not None else [])):
         frame["portfolio"] = frame["portfolio"].astype(str)
-    values = var.groupby("portfolio")["value"].first()
-    order = values.abs().sort_values(ascending=False).index.tolist()
+    values = var.groupby("portfolio")["net"].first()
+    gross = var.groupby("portfolio")["gross"].first()
+    order = gross.sort_values(ascending=False, kind="stable").index.tolist()
     scen_dates = view.summary.get("scenarios")
     cards = [
         ("as of", str(view.parameters.get("as_of", "—"))),
@@ -104,14 +105,15 @@ def section(view: RunView) -> str:
             "scenario window",
             f"{view.summary.get('scenario_start', '—')} .. {view.summary.get('scenario_end', '—')}",
         ),
-        ("total value", html.fmt_money(float(values.sum()))),
+        ("total net value", html.fmt_money(float(values.sum()))),
     ]
     table_cols = [
         ("portfolio", None),
         ("method", None),
         ("confidence", html.fmt_pct),
         ("horizon_days", html.fmt_int),
-        ("value", html.fmt_money),
+        ("gross", html.fmt_money),
+        ("net", html.fmt_money),
         ("var", html.fmt_money),
         ("es", html.fmt_money),
         ("var_pct", html.fmt_pct),
