@@ -199,8 +199,9 @@ def test_reports_render_offline_with_their_charts(runs: dict[str, Path]) -> None
         # Cumulative returns and drawdowns: 3 best, 3 worst and the benchmark, each a line
         # through every one of its ~123 dates.
         "market-performance": {"svg": 2, "paths": 14, "points": 100},
-        # Four portfolios: a histogram (bars, 4 markers) and a component-VaR chart each.
-        "risk": {"svg": 8, "markers": 16, "bars": 4 * 15},
+        # Four portfolios: a histogram (bars, 4 markers), a component-VaR chart and a VaR
+        # backtest chart (exceptions as points) each.
+        "risk": {"svg": 12, "markers": 16, "bars": 4 * 15},
         # The top 4 equity curves, and a heatmap of 4 fast x 4 slow values.
         "backtest": {"svg": 2, "paths": 4, "cells": 16},
         # A box per broker, a point per order; fill rate and cost bars per broker.
@@ -220,6 +221,14 @@ def test_reports_render_offline_with_their_charts(runs: dict[str, Path]) -> None
         elif job == "risk":
             assert dom.count('class="marker"') == expected[job]["markers"]
             assert dom.count('<rect class="bar"') > expected[job]["bars"]
+            # One dot per exception of the drawn method and confidence, in every portfolio.
+            exceptions = RunView.load(str(out)).table("var_exceptions").to_pandas()
+            method, confidence = risk_report.backtest_choice(exceptions)
+            drawn = exceptions[
+                (exceptions["method"] == method) & (exceptions["confidence"] == confidence)
+            ]
+            assert dom.count('<circle cx="') == int(drawn["exception"].sum())
+            assert "traffic lights" in dom and "Top tail contributors" in dom
         elif job == "backtest":
             assert len(re.findall(r'<path d="M[^"]+" fill="none"', dom)) == expected[job]["paths"]
             assert dom.count('<rect class="cell"') == expected[job]["cells"]

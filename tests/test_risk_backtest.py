@@ -262,3 +262,47 @@ def test_options_parse_and_check_the_new_flags() -> None:
             options.Options,
             {"as_of": "2008-12-31", "stress_window": "2008-09-01:2009-03-31"},
         )
+
+
+# ---------------------------------------------------------------------------------------------
+# The report's tables
+# ---------------------------------------------------------------------------------------------
+
+
+def test_stressed_against_current_and_top_tail_tables() -> None:
+    from analytics.jobs.risk import report
+
+    var = pd.DataFrame(
+        {
+            "portfolio": ["B", "B", "A", "A", "A"],
+            "method": ["historical", "stressed", "historical", "stressed", "historical"],
+            "confidence": [0.99] * 5,
+            "horizon_days": [1, 1, 1, 1, 10],
+            "var": [2.0, 5.0, 4.0, 6.0, 12.6],
+            "es": [3.0, 7.0, 5.0, 9.0, 15.8],
+        }
+    )
+    table = report.stressed_vs_current(var, order=["B", "A"])  # B first: the larger book
+    assert table["portfolio"].tolist() == ["B", "A"]
+    assert table["var_stressed"].tolist() == [5.0, 6.0]
+    assert table["var_ratio"].tolist() == [2.5, 1.5]  # 5 / 2 and 6 / 4 (1-day rows only)
+    assert report.stressed_vs_current(var[var["method"] != "stressed"], ["B", "A"]).empty
+    contrib = pd.DataFrame(
+        {
+            "portfolio": ["A"] * 7 + ["B"],
+            "symbol": [*"ABCDEFG", "Z"],
+            "confidence": [0.99] * 6 + [0.95, 0.99],
+            "horizon_days": [1] * 8,
+            "component_es_hist": [1.0, 6.0, 3.0, 5.0, 2.0, 4.0, 9.0, 1.0],
+        }
+    )
+    top = report.top_tail(contrib, ["B", "A"])
+    # B's one holding, then A's five largest at 99% (G is at 95%, left out), largest first.
+    assert list(zip(top["portfolio"], top["symbol"], strict=True)) == [
+        ("B", "Z"),
+        ("A", "B"),
+        ("A", "D"),
+        ("A", "F"),
+        ("A", "C"),
+        ("A", "E"),
+    ]
