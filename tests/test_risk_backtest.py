@@ -306,3 +306,20 @@ def test_stressed_against_current_and_top_tail_tables() -> None:
         ("A", "C"),
         ("A", "E"),
     ]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_normal_models_from_the_pnl_equal_the_covariance_matrices(seed: int) -> None:
+    # w' S w is the variance of the P&L series under the same estimator: model_risks takes that
+    # short cut; the matrices are the definition.
+    rng = np.random.default_rng(seed)
+    returns = 0.01 * rng.standard_t(4, size=(int(rng.integers(20, 400)), 7))
+    w = rng.normal(0.0, 1e6, size=7)
+    risks = rk.model_risks(("parametric", "ewma"), returns, w, (0.95, 0.99), lam=0.97)
+    for c in (0.95, 0.99):
+        sample = rk.parametric(w, np.cov(returns, rowvar=False), c)[0]
+        ewma = rk.parametric(w, _ewma_loop(returns, 0.97), c)[0]
+        assert risks["parametric", c].var == pytest.approx(sample.var, rel=1e-10)
+        assert risks["parametric", c].es == pytest.approx(sample.es, rel=1e-10)
+        assert risks["ewma", c].var == pytest.approx(ewma.var, rel=1e-10)
+        assert risks["ewma", c].es == pytest.approx(ewma.es, rel=1e-10)

@@ -50,6 +50,14 @@ def covariance(returns: Array) -> Array:
     return np.asarray(cov, dtype=np.float64)
 
 
+def normal_tail(sigma: float, confidence: float) -> TailRisk:
+    """Mean-zero normal P&L of standard deviation ``sigma``: ``var = z_c * sigma``,
+    ``es = sigma * phi(z_c) / (1 - c)``."""
+    normal = NormalDist()
+    z = normal.inv_cdf(confidence)
+    return TailRisk(z * sigma, sigma * normal.pdf(z) / (1.0 - confidence))
+
+
 def parametric(exposures: Array, cov: Array, confidence: float) -> tuple[TailRisk, Array]:
     """Variance-covariance (mean zero): ``var = z_c * sigma``, ``es = sigma * phi(z_c) / (1 - c)``
     with ``sigma = sqrt(w' S w)``. Also returns the Euler component VaR of each position,
@@ -77,29 +85,35 @@ def model_risks(
     ``parametric`` (normal with the sample covariance), ``ewma`` (normal with
     :func:`~analytics.stats.var.ewma_covariance`), ``fhs`` (historical over
     :func:`~analytics.stats.var.fhs_returns`; NaN over exactly 20 days, which leave it no
-    scenario). An empty book has no risk (0, 0)."""
+    scenario). An empty book has no risk (0, 0).
+
+    The normal models need only the portfolio's variance, ``w' S w``, which is the variance of
+    the P&L series ``pnl = returns @ w`` under the same estimator (the sample variance, or the
+    EWMA recursion of ``pnl_t^2`` seeded by the sample variance of the first 20 days): one pass
+    over the P&L instead of a holdings-by-holdings matrix.
+    """
     confidences = tuple(confidences)
     out: dict[tuple[str, float], TailRisk] = {}
+    pnl = returns @ exposures
     for method in methods:
         if method not in MIN_DAYS:
             raise ValueError(f"unknown VaR method {method!r}: expected one of {list(METHODS)}")
         if exposures.size == 0:
-            out.update({(method, c): TailRisk(0.0, 0.0) for c in confidences})
+            risks = [TailRisk(0.0, 0.0)] * len(confidences)
         elif method == "fhs" and returns.shape[0] == sv.SEED_DAYS:
-            out.update({(method, c): TailRisk(math.nan, math.nan) for c in confidences})
-        elif method in ("historical", "fhs"):
-            scenarios = returns if method == "historical" else sv.fhs_returns(returns, lam=lam)
-            pnl = scenarios @ exposures
-            out.update(
-                zip([(method, c) for c in confidences], historicals(pnl, confidences), strict=True)
-            )
+            risks = [TailRisk(math.nan, math.nan)] * len(confidences)
+        elif method == "historical":
+            risks = historicals(pnl, confidences)
+        elif method == "fhs":
+            risks = historicals(sv.fhs_returns(returns, lam=lam) @ exposures, confidences)
         else:
-            cov = (
-                covariance(returns)
+            variance = (
+                float(np.var(pnl, ddof=1))
                 if method == "parametric"
-                else sv.ewma_covariance(returns, lam=lam)
+                else float(sv.ewma_variances(pnl[:, None], lam=lam)[-1, 0])
             )
-            out.update({(method, c): parametric(exposures, cov, c)[0] for c in confidences})
+            risks = [normal_tail(math.sqrt(variance), c) for c in confidences]
+        out.update(zip([(method, c) for c in confidences], risks, strict=True))
     return out
 
 
