@@ -414,3 +414,52 @@ def test_s3_end_to_end_equals_local(
     pd.testing.assert_frame_equal(
         _read_s3(risk_s3, "var"), pd.read_parquet(f"{risk_local}/var"), rtol=1e-12, atol=0
     )
+
+
+def test_risk_stressed_var_on_the_default_window(
+    tmp_path: Path, scheduler: str, market: Path
+) -> None:
+    """A market from mid-2008 covers the default stress window: method ``stressed`` is the
+    historical VaR of today's exposures over the window's returns; a window the data does not
+    cover, asked for, is bad input."""
+    data = tmp_path / "crisis"
+    gen = run_cli(
+        [
+            "generate-data",
+            *("--output", str(data), "--start", "2008-06-02", "--end", "2009-06-30"),
+            *("--symbols", "12", "--intraday-symbols", "1", "--intraday-days", "1"),
+        ]
+    )
+    assert gen.code == 0, gen.stderr
+    out = str(tmp_path / "risk")
+    common = ["--input", str(data), "--scheduler", scheduler, "--as-of", "2009-06-29"]
+    result = run_cli(
+        ["risk", *common, "--output", out, "--lookback-days", "60", "--backtest-days", "0"]
+    )
+    assert result.code == 0, result.stderr
+    var = pd.read_parquet(f"{out}/var")
+    stressed = var[(var["method"] == "stressed") & (var["horizon_days"] == 1)]
+    assert len(stressed) == 4 * 2  # portfolios x confidences
+    # Independently: the closes of every symbol, returns over gaps, the window's sessions.
+    prices = pd.read_parquet(data / "prices")
+    closes = prices.pivot(index="date", columns="symbol", values="close")
+    closes.index = pd.to_datetime(closes.index)
+    closes.columns = closes.columns.astype(str)
+    rets = (closes / closes.ffill().shift(1) - 1).iloc[1:].fillna(0.0)
+    window = rets.loc["2008-09-01":"2009-03-31"]
+    for name, w in _exposures(data, "2009-06-29").items():
+        pnl = window[w.index].to_numpy() @ w.to_numpy()
+        for row in stressed[stressed["portfolio"] == name].itertuples():
+            assert row.var == pytest.approx(-np.quantile(pnl, 1 - row.confidence), rel=1e-9)
+    summary = read_manifest(out)["summary"]  # type: ignore[index]
+    assert summary["stress_window"] == ["2008-09-01", "2009-03-31"]
+    assert summary["stress_scenarios"] == len(window)
+    uncovered = run_cli(
+        [
+            "risk",
+            *common,
+            *("--output", str(tmp_path / "r2"), "--stress-window", "2001-01-02:2001-06-29"),
+        ]
+    )
+    assert uncovered.code == 2
+    assert "--stress-window 2001-01-02:2001-06-29" in uncovered.stderr

@@ -15,7 +15,8 @@ import pytest
 from analytics.jobs.risk import backtest as bt
 from analytics.jobs.risk import kernel as rk
 from analytics.jobs.risk import options
-from analytics.jobs.risk.job import coverage_rows, portfolio_risk, stress_returns
+from analytics.jobs.risk.job import coverage_rows, portfolio_risk
+from analytics.jobs.risk.stress import stress_returns
 from analytics.stats import var as sv
 from tests.test_stats_var import _ewma_loop, _fhs_loop
 

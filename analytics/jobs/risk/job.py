@@ -25,10 +25,11 @@ from distributed import Client
 from analytics.data.checks import check_unique
 from analytics.data.datasets import Selection, dataset, read_dataset, skipped_rows, with_bad_rows
 from analytics.errors import InputError
-from analytics.jobs.contract import JobContext, JobResult, RunSettings
+from analytics.jobs.contract import JobContext, JobResult
 from analytics.jobs.risk import backtest as bt
 from analytics.jobs.risk import kernel as rk
-from analytics.jobs.risk.options import DEFAULT_STRESS_WINDOW, Options
+from analytics.jobs.risk.options import Options
+from analytics.jobs.risk.stress import stressed_returns
 from analytics.run.display import wait_with_progress
 from analytics.run.folder import write_part
 from analytics.stats import var as sv
@@ -151,21 +152,6 @@ def coverage_rows(
     ]
 
 
-def stress_returns(closes: pd.DataFrame, window: tuple[dt.date, dt.date]) -> pd.DataFrame | None:
-    """The returns of the sessions in ``window`` (inclusive), the first from the previous close
-    in ``closes``; None when ``closes`` has no session before the window or none in it."""
-    start, end = (pd.Timestamp(d) for d in window)
-    if closes.empty or closes.index[0] >= start:
-        return None
-    returns = pd.DataFrame(
-        rk.scenario_returns(closes.to_numpy(dtype=np.float64)),
-        index=closes.index[1:],
-        columns=closes.columns.astype(str),
-    )
-    inside = returns[(returns.index >= start) & (returns.index <= end)]
-    return inside if len(inside) else None
-
-
 def scenario_pnl(portfolio: str, holdings: pd.DataFrame, scenarios: pd.DataFrame) -> pd.DataFrame:
     """The ``scenarios`` rows of one portfolio: ``pnl_s = sum_i w_i r_i,s`` for each date ``s``
     (one day, unscaled: the P&L that the historical VaR is the quantile of)."""
@@ -256,7 +242,7 @@ def run(ctx: JobContext) -> JobResult:
             as_of,
             args.lookback_days,
         )
-    stress_window, stressed, stress_files = _stressed(
+    stress_window, stressed, stress_files = stressed_returns(
         client, settings, args, sorted(today), on_bad_rows
     )
 
@@ -334,46 +320,6 @@ def run(ctx: JobContext) -> JobResult:
             "skipped_rows": skipped_rows(client, pos_sel, sel),
         },
     )
-
-
-def _stressed(
-    client: Client,
-    settings: RunSettings,
-    args: Options,
-    symbols: list[str],
-    on_bad_rows: str,
-) -> tuple[tuple[dt.date, ...], pd.DataFrame | None, list[Any]]:
-    """The stress window, its returns (one column per symbol) and the files read. The
-    default window is used only when the data covers it; a window asked for must be."""
-    asked = args.stress_window
-    window = DEFAULT_STRESS_WINDOW if asked is None else asked
-    # (The options refuse a window asked for that ends after --as-of.)
-    if not window or not symbols or args.as_of < window[1]:
-        return (), None, []
-    start, end = window[0], window[1]
-    sel = with_bad_rows(Selection(start - dt.timedelta(days=10), end, tuple(symbols)), on_bad_rows)
-    try:
-        frame, files = read_dataset(
-            settings.input_url, "prices", sel, columns=["symbol", "date", "close"]
-        )
-    except InputError:
-        if asked:
-            raise
-        return (), None, []
-    prices = _compute(client, frame, "risk: stress prices")
-    closes = prices.pivot(index="date", columns="symbol", values="close").sort_index()
-    closes.index = pd.DatetimeIndex(closes.index)
-    returns = stress_returns(closes, (start, end))
-    if returns is None:
-        if asked:
-            raise InputError(
-                f"--stress-window {start}:{end}: the prices have no close before {start} "
-                "or none in the window",
-                dataset="prices",
-            )
-        return (), None, []
-    returns = returns.reindex(columns=symbols, fill_value=0.0)
-    return (start, end), returns, files
 
 
 def _backtest(
