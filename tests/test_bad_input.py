@@ -339,6 +339,9 @@ def test_risk_position_in_unknown_symbol(tmp_path: Path, scheduler: str) -> None
             "2024-02-01",
             "--lookback-days",
             "10",
+            # EWMA and FHS need 20 days: the two models that take 10.
+            "--methods",
+            "historical,parametric",
         ]
     )
     assert result.code == 2, result.stderr

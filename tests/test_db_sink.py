@@ -380,7 +380,16 @@ def test_jobs_load_their_tables_and_a_rerun_replaces(
     as_of = dt.date.fromisoformat(AS_OF)
     n_var = assert_table_loaded(pg_env, schema, risk_out, "risk", "var", as_of)
     n_contrib = assert_table_loaded(pg_env, schema, risk_out, "risk", "contributions", as_of)
-    assert {t.name for t in jobs.get("risk").tables if t.loaded} == {"var", "contributions"}
+    assert {t.name for t in jobs.get("risk").tables if t.loaded} == {
+        "var",
+        "contributions",
+        "coverage",
+        "var_backtest",
+        "var_exceptions",
+    }  # not scenarios
+    # The backtest's tables, with their booleans and zones, load as they were committed.
+    for table in ("coverage", "var_backtest", "var_exceptions"):
+        assert assert_table_loaded(pg_env, schema, risk_out, "risk", table, as_of) > 0
     # The same run id again with one confidence and one horizon: a quarter of the rows, which
     # replace the earlier ones (none left over, none duplicated).
     rerun = run_cli(

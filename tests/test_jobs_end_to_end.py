@@ -237,26 +237,112 @@ def test_risk_matches_an_independent_computation(
         "method",
         "confidence",
         "horizon_days",
-        "value",
+        "gross",
+        "net",
         "var",
         "es",
         "var_pct",
         "es_pct",
     ]
+    # The market starts in 2023: no default stress window, four methods.
+    assert sorted(var["method"].unique()) == ["ewma", "fhs", "historical", "parametric"]
     expected = _independent_risk(market, AS_OF, 60)
-    assert len(var) == len(expected) * 2  # two horizons, 1 and 10
-    for row in var.itertuples():
+    assert len(var) == len(expected) * 2 * 2  # two horizons, 1 and 10; ewma and fhs too
+    for row in var[var["method"].isin(["historical", "parametric"])].itertuples():
         ref_var, ref_es = expected[(row.portfolio, row.method, row.confidence, 1)]
         scale = math.sqrt(row.horizon_days)
         assert row.var == pytest.approx(ref_var * scale, rel=1e-9)
         assert row.es == pytest.approx(ref_es * scale, rel=1e-9)
-        assert row.var_pct == pytest.approx(row.var / row.value, rel=1e-12)
+        assert row.var_pct == pytest.approx(row.var / row.gross, rel=1e-12)
+    # The long/short book (130/30): gross well above net, and var_pct over the gross.
+    exposure = _exposures(market, AS_OF)["LONG_SHORT"]
+    ls = var[var["portfolio"] == "LONG_SHORT"]
+    assert (exposure < 0).any() and (exposure > 0).any()
+    np.testing.assert_allclose(ls["gross"], exposure.abs().sum(), rtol=1e-12)
+    np.testing.assert_allclose(ls["net"], exposure.sum(), rtol=1e-12)
+    assert (ls["gross"] > 1.2 * ls["net"]).all()
+    np.testing.assert_allclose(ls["var_pct"], ls["var"] / ls["gross"], rtol=1e-12)
+    np.testing.assert_allclose(ls["es_pct"], ls["es"] / ls["gross"], rtol=1e-12)
     contributions = pd.read_parquet(f"{out}/contributions")
-    sums = contributions.groupby(["portfolio", "confidence", "horizon_days"])["component_var"].sum()
-    parametric = var[var["method"] == "parametric"].set_index(
-        ["portfolio", "confidence", "horizon_days"]
-    )["var"]
-    np.testing.assert_allclose(sums.sort_index(), parametric.sort_index(), rtol=1e-9)
+    keys = ["portfolio", "confidence", "horizon_days"]
+    sums = contributions.groupby(keys)[["component_var", "component_es_hist"]].sum()
+    by_method = var.set_index([*keys, "method"])
+    np.testing.assert_allclose(
+        sums["component_var"], by_method.xs("parametric", level="method")["var"].loc[sums.index]
+    )
+    np.testing.assert_allclose(
+        sums["component_es_hist"],
+        by_method.xs("historical", level="method")["es"].loc[sums.index],
+        rtol=1e-9,
+    )
+    # The backtest: every session with 21 returns before it, up to AS_OF (the market has fewer
+    # than 250), one row per portfolio, method, confidence and day.
+    prices = pd.read_parquet(market / "prices")
+    sessions = sorted(d for d in pd.to_datetime(prices["date"]).dt.date.unique() if str(d) <= AS_OF)
+    exceptions = pd.read_parquet(f"{out}/var_exceptions")
+    assert sorted(exceptions["date"].unique()) == sessions[22:]
+    backtest = pd.read_parquet(f"{out}/var_backtest")
+    assert len(backtest) == 4 * 4 * 2
+    assert (backtest["n_days"] == len(sessions) - 22).all()
+    counts = exceptions.groupby(["portfolio", "method", "confidence"])["exception"].sum()
+    np.testing.assert_array_equal(
+        backtest.set_index(["portfolio", "method", "confidence"])["exceptions"].loc[counts.index],
+        counts,
+    )
+    coverage = pd.read_parquet(f"{out}/coverage")
+    assert len(coverage) == contributions.groupby(["portfolio", "symbol"]).ngroups
+    summary = read_manifest(out)["summary"]  # type: ignore[index]
+    flagged = coverage[coverage["flagged"]]
+    assert summary["coverage_flagged"] == [
+        f"{p}:{s}" for p, s in zip(flagged.portfolio, flagged.symbol, strict=True)
+    ]
+    assert summary["stress_window"] is None
+
+
+def _exposures(market: Path, as_of: str) -> dict[str, pd.Series]:
+    """Each portfolio's exposures (quantity x close) on ``as_of``, from the raw files."""
+    positions = pd.read_parquet(market / "positions")
+    positions = positions[pd.to_datetime(positions["date"]) == pd.Timestamp(as_of)]
+    prices = pd.read_parquet(market / "prices")
+    close = prices[pd.to_datetime(prices["date"]) == pd.Timestamp(as_of)]
+    close = close.set_index(close["symbol"].astype(str))["close"]
+    out = {}
+    for name, group in positions.groupby("portfolio"):
+        q = group.groupby(group["symbol"].astype(str))["quantity"].sum()
+        q = q[q != 0]
+        out[str(name)] = q * close.loc[q.index]
+    return out
+
+
+def test_risk_keeps_a_portfolio_of_zeros(market: Path, tmp_path: Path, scheduler: str) -> None:
+    """VALUE's positions on the as-of date all have quantity 0: it keeps its var rows (no risk,
+    no percentages) and has no contributions or coverage rows."""
+    data = tmp_path / "in"
+    shutil.copytree(market / "prices", data / "prices")
+    positions = pd.read_parquet(market / "positions").drop(columns=["year"])
+    day = pd.to_datetime(positions["date"]) == pd.Timestamp(AS_OF)
+    positions.loc[day & (positions["portfolio"].astype(str) == "VALUE"), "quantity"] = 0.0
+    (data / "positions").mkdir()
+    positions.to_parquet(data / "positions" / "p.parquet", index=False)
+    out = str(tmp_path / "risk")
+    result = run_cli(
+        [
+            "risk",
+            *("--input", str(data), "--output", out, "--scheduler", scheduler),
+            *("--as-of", AS_OF, "--lookback-days", "60", "--backtest-days", "5"),
+        ]
+    )
+    assert result.code == 0, result.stderr
+    var = pd.read_parquet(f"{out}/var")
+    value = var[var["portfolio"] == "VALUE"]
+    assert len(value) == 4 * 2 * 2  # methods x confidences x horizons
+    assert (value[["gross", "net", "var", "es"]] == 0.0).all().all()
+    assert value["var_pct"].isna().all()
+    assert "VALUE" not in set(pd.read_parquet(f"{out}/contributions")["portfolio"])
+    assert "VALUE" not in set(pd.read_parquet(f"{out}/coverage")["portfolio"])
+    # Its book of the days before is not zero: the backtest still has it.
+    exceptions = pd.read_parquet(f"{out}/var_exceptions")
+    assert exceptions[exceptions["portfolio"] == "VALUE"]["date"].nunique() == 5
 
 
 def test_s3_end_to_end_equals_local(
@@ -328,3 +414,52 @@ def test_s3_end_to_end_equals_local(
     pd.testing.assert_frame_equal(
         _read_s3(risk_s3, "var"), pd.read_parquet(f"{risk_local}/var"), rtol=1e-12, atol=0
     )
+
+
+def test_risk_stressed_var_on_the_default_window(
+    tmp_path: Path, scheduler: str, market: Path
+) -> None:
+    """A market from mid-2008 covers the default stress window: method ``stressed`` is the
+    historical VaR of today's exposures over the window's returns; a window the data does not
+    cover, asked for, is bad input."""
+    data = tmp_path / "crisis"
+    gen = run_cli(
+        [
+            "generate-data",
+            *("--output", str(data), "--start", "2008-06-02", "--end", "2009-06-30"),
+            *("--symbols", "12", "--intraday-symbols", "1", "--intraday-days", "1"),
+        ]
+    )
+    assert gen.code == 0, gen.stderr
+    out = str(tmp_path / "risk")
+    common = ["--input", str(data), "--scheduler", scheduler, "--as-of", "2009-06-29"]
+    result = run_cli(
+        ["risk", *common, "--output", out, "--lookback-days", "60", "--backtest-days", "0"]
+    )
+    assert result.code == 0, result.stderr
+    var = pd.read_parquet(f"{out}/var")
+    stressed = var[(var["method"] == "stressed") & (var["horizon_days"] == 1)]
+    assert len(stressed) == 4 * 2  # portfolios x confidences
+    # Independently: the closes of every symbol, returns over gaps, the window's sessions.
+    prices = pd.read_parquet(data / "prices")
+    closes = prices.pivot(index="date", columns="symbol", values="close")
+    closes.index = pd.to_datetime(closes.index)
+    closes.columns = closes.columns.astype(str)
+    rets = (closes / closes.ffill().shift(1) - 1).iloc[1:].fillna(0.0)
+    window = rets.loc["2008-09-01":"2009-03-31"]
+    for name, w in _exposures(data, "2009-06-29").items():
+        pnl = window[w.index].to_numpy() @ w.to_numpy()
+        for row in stressed[stressed["portfolio"] == name].itertuples():
+            assert row.var == pytest.approx(-np.quantile(pnl, 1 - row.confidence), rel=1e-9)
+    summary = read_manifest(out)["summary"]  # type: ignore[index]
+    assert summary["stress_window"] == ["2008-09-01", "2009-03-31"]
+    assert summary["stress_scenarios"] == len(window)
+    uncovered = run_cli(
+        [
+            "risk",
+            *common,
+            *("--output", str(tmp_path / "r2"), "--stress-window", "2001-01-02:2001-06-29"),
+        ]
+    )
+    assert uncovered.code == 2
+    assert "--stress-window 2001-01-02:2001-06-29" in uncovered.stderr

@@ -185,8 +185,9 @@ def test_reports_render_offline_with_their_charts(runs: dict[str, Path]) -> None
         # The benchmark's cumulative return and drawdown (with 3 best and 3 worst symbols), its
         # monthly returns, the distribution of the symbols' Sharpe ratios.
         "market-performance": {"kinds": ["cumulative", "monthly-heatmap", "histogram"]},
-        # Four portfolios: a histogram (bars, 4 markers) and a component-VaR chart each.
-        "risk": {"svg": 8, "markers": 16, "bars": 4 * 15},
+        # Four portfolios: a histogram (bars, 4 markers), a component-VaR chart and a VaR
+        # backtest chart (exceptions as points) each.
+        "risk": {"svg": 12, "markers": 16, "bars": 4 * 15},
         # The top combination against SPX and buy-and-hold, its monthly returns, its rolling
         # Sharpe ratio, and the heatmap of 4 fast x 4 slow values.
         "backtest": {
@@ -215,6 +216,14 @@ def test_reports_render_offline_with_their_charts(runs: dict[str, Path]) -> None
         elif job == "risk":
             assert dom.count('class="marker"') == expected[job]["markers"]
             assert dom.count('<rect class="bar"') > expected[job]["bars"]
+            # One dot per exception of the drawn method and confidence, in every portfolio.
+            exceptions = RunView.load(str(out)).table("var_exceptions").to_pandas()
+            method, confidence = risk_report.backtest_choice(exceptions)
+            drawn = exceptions[
+                (exceptions["method"] == method) & (exceptions["confidence"] == confidence)
+            ]
+            assert dom.count('<circle cx="') == int(drawn["exception"].sum())
+            assert "traffic lights" in dom and "Top tail contributors" in dom
         elif job == "backtest":
             cumulative = charts_of(out)[0]
             # Rank 1, SPX and buy-and-hold in colour; ranks 2..4 grey.

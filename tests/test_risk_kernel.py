@@ -49,6 +49,12 @@ def test_historical_var_and_es_by_hand(confidence: float, var: float, es: float)
     assert risk.es == _approx(es)
 
 
+def test_historicals_is_historical_at_each_confidence() -> None:
+    pnl = np.random.default_rng(4).standard_t(3, size=777)
+    confidences = (0.9, 0.95, 0.975, 0.99)
+    assert rk.historicals(pnl, confidences) == [rk.historical(pnl, c) for c in confidences]
+
+
 def test_historical_es_includes_the_scenario_at_the_var() -> None:
     # Nine scenarios, 1 - c = 0.25 (exact in binary): position 8 * 0.25 = 2.0 lands on
     # sorted[2] = -1, so var = 1 and the tail pnl <= -1 is {-10, -4, -1}: es = 15 / 3 = 5.
@@ -146,7 +152,8 @@ def test_portfolio_risk_by_hand_and_sqrt_horizon_scaling() -> None:
             para = rows["parametric", c, h]
             assert para["var"] == _approx(z * sigma * math.sqrt(h))
             assert para["es"] == _approx(sigma * NORMAL.pdf(z) / (1 - c) * math.sqrt(h))
-            assert para["value"] == 300.0
+            # Both exposures are long: gross = net = 100 + 200.
+            assert para["net"] == para["gross"] == 300.0
             assert para["var_pct"] == _approx(para["var"] / 300.0)
             parts = [r for r in contrib_rows if r["confidence"] == c and r["horizon_days"] == h]
             assert [r["symbol"] for r in parts] == ["A", "B"]

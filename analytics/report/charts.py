@@ -1,5 +1,6 @@
-"""The hand-written charts still used by the risk and TCA sections: histogram, bar, scatter
-and box plot, each an inline ``<svg>`` (other sections draw with :mod:`analytics.report.plots`).
+"""The hand-written charts still used by the risk and TCA sections: lines (risk's VaR
+backtest), histogram, bar, scatter and box plot, each an inline ``<svg>`` (the other sections
+draw with :mod:`analytics.report.plots`).
 """
 
 from __future__ import annotations
@@ -21,10 +22,71 @@ from analytics.report.svg import (
     Scale,
     Series,
     coord,
+    date_ticks,
     finite_range,
     nice_ticks,
     num,
+    path_data,
+    thin,
 )
+
+
+def line_chart(
+    series: Sequence[Series],
+    *,
+    title: str,
+    y_format: Format = num,
+    dates: bool = True,
+    y_title: str = "",
+    width: int = 720,
+    height: int = 300,
+    points: Sequence[Series] = (),
+) -> str:
+    """Lines over a shared x axis (day numbers when ``dates``), with a legend and a zero line;
+    ``points`` are drawn over them as dots (marked days, such as VaR exceptions)."""
+    svg = Canvas(title, width, height)
+    xs = [np.asarray(s.x, dtype=np.float64) for s in series]
+    ys = [np.asarray(s.y, dtype=np.float64) for s in series]
+    px = [np.asarray(s.x, dtype=np.float64) for s in points]
+    py = [np.asarray(s.y, dtype=np.float64) for s in points]
+    x_lo, x_hi = finite_range(xs)
+    y_ticks = nice_ticks(*finite_range(ys + py))
+    colors = [s.color or PALETTE[i % len(PALETTE)] for i, s in enumerate(series)]
+    dot_colors = [
+        s.color or PALETTE[(len(series) + i) % len(PALETTE)] for i, s in enumerate(points)
+    ]
+    below = svg.legend(
+        [(s.name, c, s.dashed) for s, c in zip(series, colors, strict=True)]
+        + [(s.name, c, False) for s, c in zip(points, dot_colors, strict=True)]
+    )
+    sx = Scale(x_lo, x_hi, svg.left, svg.right)
+    sy = Scale(y_ticks[0], y_ticks[-1], svg.bottom, below + 6)
+    svg.y_axis(sy, y_ticks, y_format)
+    x_ticks = (
+        date_ticks(x_lo, x_hi) if dates else [(t, num(t)) for t in nice_ticks(x_lo, x_hi)[1:-1]]
+    )
+    svg.x_axis(sx, [(v, label) for v, label in x_ticks if x_lo <= v <= x_hi])
+    if y_ticks[0] < 0 < y_ticks[-1]:
+        svg.add(
+            f'<line x1="{svg.left}" x2="{svg.right}" y1="{coord(sy(0))}" y2="{coord(sy(0))}" '
+            f'stroke="{AXIS}"/>'
+        )
+    for s, color, x, y in zip(series, colors, xs, ys, strict=True):
+        tx, ty = thin(x, y, svg.right - svg.left)
+        dash = ' stroke-dasharray="5 3"' if s.dashed else ""
+        svg.add(
+            f'<path d="{path_data(tx, ty, sx, sy)}" fill="none" stroke="{color}" '
+            f'stroke-width="1.6"{dash}><title>{escape(s.name)}</title></path>'
+        )
+    for color, x, y in zip(dot_colors, px, py, strict=True):
+        ok = np.isfinite(x) & np.isfinite(y)
+        dots = "".join(
+            f'<circle cx="{coord(sx(a))}" cy="{coord(sy(b))}" r="3"/>'
+            for a, b in zip(x[ok], y[ok], strict=True)
+        )
+        svg.add(f'<g class="points" fill="{color}">{dots}</g>')
+    svg.axis_titles(y_title=y_title)
+    return svg.render()
 
 
 def histogram(

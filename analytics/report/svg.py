@@ -7,6 +7,7 @@ network. Coordinates are rounded to 0.1 px.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -178,3 +179,64 @@ class Canvas:
 def finite_range(arrays: Sequence[FloatArray]) -> tuple[float, float]:
     values = np.concatenate([a[np.isfinite(a)] for a in arrays] or [np.zeros(0)])
     return (float(values.min()), float(values.max())) if len(values) else (0.0, 1.0)
+
+
+_EPOCH = dt.date(1970, 1, 1)
+
+
+def day_number(day: dt.date) -> float:
+    """A date as days since 1970-01-01: the x coordinate of date axes."""
+    return float((day - _EPOCH).days)
+
+
+def date_ticks(lo: float, hi: float) -> list[tuple[float, str]]:
+    """Ticks at year, quarter, month or week starts between two day numbers, with labels."""
+    start, end = _EPOCH + dt.timedelta(days=lo), _EPOCH + dt.timedelta(days=hi)
+    span = hi - lo
+    if span > 3 * 366:
+        years = range(start.year + (start > dt.date(start.year, 1, 1)), end.year + 1)
+        step = max(1, math.ceil(len(years) / 8))
+        return [(day_number(dt.date(y, 1, 1)), str(y)) for y in years[::step]]
+    if span > 45:
+        months = 3 if span > 400 else (2 if span > 240 else 1)
+        ticks, year, month = [], start.year, start.month
+        while dt.date(year, month, 1) <= end:
+            first = dt.date(year, month, 1)
+            if first >= start and (month - 1) % months == 0:
+                ticks.append((day_number(first), first.strftime("%Y-%m")))
+            year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+        return ticks
+    step_days = 7 if span > 14 else 1
+    return [
+        (lo + i, (start + dt.timedelta(days=i)).strftime("%m-%d"))
+        for i in range(0, int(span) + 1, step_days)
+    ]
+
+
+def thin(x: FloatArray, y: FloatArray, columns: int) -> tuple[FloatArray, FloatArray]:
+    """At most the first, minimum, maximum and last point of each pixel column, in order."""
+    if len(x) <= 2 * columns:
+        return x, y
+    bucket = np.minimum(((x - x[0]) / max(x[-1] - x[0], 1e-12) * columns).astype(np.int64), columns)
+    keep = np.zeros(len(x), dtype=bool)
+    starts = np.flatnonzero(np.r_[True, bucket[1:] != bucket[:-1]])
+    ends = np.r_[starts[1:], len(x)]
+    for s, e in zip(starts, ends, strict=True):
+        segment = y[s:e]
+        keep[[s, e - 1]] = True
+        if np.isfinite(segment).any():
+            keep[s + int(np.nanargmin(segment))] = True
+            keep[s + int(np.nanargmax(segment))] = True
+    return x[keep], y[keep]
+
+
+def path_data(xs: FloatArray, ys: FloatArray, sx: Scale, sy: Scale) -> str:
+    """An SVG path; a NaN breaks the line (a new ``M``) instead of drawing to zero."""
+    out, pen_down = [], False
+    for xv, yv in zip(xs, ys, strict=True):
+        if not (math.isfinite(xv) and math.isfinite(yv)):
+            pen_down = False
+            continue
+        out.append(f"{'L' if pen_down else 'M'}{coord(sx(xv))} {coord(sy(yv))}")
+        pen_down = True
+    return "".join(out)

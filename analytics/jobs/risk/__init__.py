@@ -7,13 +7,16 @@ from analytics.jobs.risk.options import Options
 
 JOB = JobSpec(
     name="risk",
-    help="historical and parametric VaR / expected shortfall of each portfolio",
+    help="VaR / expected shortfall of each portfolio by five models, and its VaR backtest",
     options=Options,
     datasets=("prices", "positions"),
     tables=(
         Table("var", key=("portfolio", "method", "confidence", "horizon_days")),
         Table("contributions", key=("portfolio", "symbol", "confidence", "horizon_days")),
         Table("scenarios"),
+        Table("coverage", key=("portfolio", "symbol")),
+        Table("var_backtest", key=("portfolio", "method", "confidence")),
+        Table("var_exceptions", key=("portfolio", "method", "confidence", "date")),
     ),
     run=lazy("analytics.jobs.risk.job", "run"),
     report=lazy("analytics.jobs.risk.report", "section"),

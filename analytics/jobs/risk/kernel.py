@@ -1,4 +1,5 @@
-"""Portfolio VaR and expected shortfall: pure numpy kernels (historical and parametric).
+"""Portfolio VaR and expected shortfall: pure numpy kernels (historical, parametric, EWMA and
+filtered historical simulation; the last two from :mod:`analytics.stats.var`).
 
 Scenario P&L of a portfolio with exposures ``w_i = quantity_i * close_i(as-of)`` under the
 returns of scenario day ``s``: ``pnl_s = sum_i w_i * r_i,s``. Losses are reported as positive
@@ -7,13 +8,20 @@ numbers. A horizon of ``h`` days scales VaR and ES by ``sqrt(h)`` (square-root-o
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from statistics import NormalDist
 
 import numpy as np
 import numpy.typing as npt
 
+from analytics.jobs.risk.options import METHODS, MIN_DAYS
+from analytics.stats import var as sv
+
 Array = npt.NDArray[np.float64]
+
+__all__ = ["METHODS", "MIN_DAYS", "Array", "TailRisk"]
 
 
 @dataclass(frozen=True)
@@ -30,10 +38,24 @@ def historical(pnl: Array, confidence: float) -> TailRisk:
     return TailRisk(var, -float(tail.mean()))
 
 
+def historicals(pnl: Array, confidences: tuple[float, ...]) -> list[TailRisk]:
+    """:func:`historical` at each confidence, with one sort of the P&L."""
+    levels = np.quantile(pnl, [1.0 - c for c in confidences])
+    return [TailRisk(-float(q), -float(pnl[pnl <= q].mean())) for q in levels]
+
+
 def covariance(returns: Array) -> Array:
     """Sample covariance (ddof=1) of the scenario returns, one column per symbol."""
     cov = np.atleast_2d(np.cov(returns, rowvar=False, ddof=1))
     return np.asarray(cov, dtype=np.float64)
+
+
+def normal_tail(sigma: float, confidence: float) -> TailRisk:
+    """Mean-zero normal P&L of standard deviation ``sigma``: ``var = z_c * sigma``,
+    ``es = sigma * phi(z_c) / (1 - c)``."""
+    normal = NormalDist()
+    z = normal.inv_cdf(confidence)
+    return TailRisk(z * sigma, sigma * normal.pdf(z) / (1.0 - confidence))
 
 
 def parametric(exposures: Array, cov: Array, confidence: float) -> tuple[TailRisk, Array]:
@@ -50,6 +72,51 @@ def parametric(exposures: Array, cov: Array, confidence: float) -> tuple[TailRis
     return TailRisk(z * sigma, es), np.asarray(components, dtype=np.float64)
 
 
+def model_risks(
+    methods: Iterable[str],
+    returns: Array,
+    exposures: Array,
+    confidences: Iterable[float],
+    *,
+    lam: float,
+) -> dict[tuple[str, float], TailRisk]:
+    """One-day VaR / ES of ``exposures`` under each method and confidence, over ``returns``
+    (rows: scenario days, columns: the holdings): ``historical`` (quantile of ``returns @ w``),
+    ``parametric`` (normal with the sample covariance), ``ewma`` (normal with
+    :func:`~analytics.stats.var.ewma_covariance`), ``fhs`` (historical over
+    :func:`~analytics.stats.var.fhs_returns`; NaN over exactly 20 days, which leave it no
+    scenario). An empty book has no risk (0, 0).
+
+    The normal models need only the portfolio's variance, ``w' S w``, which is the variance of
+    the P&L series ``pnl = returns @ w`` under the same estimator (the sample variance, or the
+    EWMA recursion of ``pnl_t^2`` seeded by the sample variance of the first 20 days): one pass
+    over the P&L instead of a holdings-by-holdings matrix.
+    """
+    confidences = tuple(confidences)
+    out: dict[tuple[str, float], TailRisk] = {}
+    pnl = returns @ exposures
+    for method in methods:
+        if method not in MIN_DAYS:
+            raise ValueError(f"unknown VaR method {method!r}: expected one of {list(METHODS)}")
+        if exposures.size == 0:
+            risks = [TailRisk(0.0, 0.0)] * len(confidences)
+        elif method == "fhs" and returns.shape[0] == sv.SEED_DAYS:
+            risks = [TailRisk(math.nan, math.nan)] * len(confidences)
+        elif method == "historical":
+            risks = historicals(pnl, confidences)
+        elif method == "fhs":
+            risks = historicals(sv.fhs_returns(returns, lam=lam) @ exposures, confidences)
+        else:
+            variance = (
+                float(np.var(pnl, ddof=1))
+                if method == "parametric"
+                else float(sv.ewma_variances(pnl[:, None], lam=lam)[-1, 0])
+            )
+            risks = [normal_tail(math.sqrt(variance), c) for c in confidences]
+        out.update(zip([(method, c) for c in confidences], risks, strict=True))
+    return out
+
+
 def scenario_returns(closes: Array) -> Array:
     """Daily returns of each column over its own prices (rows: dates, oldest first).
 
@@ -62,6 +129,13 @@ def scenario_returns(closes: Array) -> Array:
     with np.errstate(invalid="ignore", divide="ignore"):
         returns = current / previous - 1.0
     return np.where(np.isnan(returns), 0.0, returns)
+
+
+def has_return(closes: Array) -> npt.NDArray[np.bool_]:
+    """Where :func:`scenario_returns` has a real return: a price that day and an earlier one
+    (a listing day has a price but no return; a halt has neither). Same shape as the returns."""
+    seen = np.maximum.accumulate(~np.isnan(closes), axis=0)
+    return np.asarray(~np.isnan(closes[1:]) & seen[:-1], dtype=np.bool_)
 
 
 def _ffill(values: Array) -> Array:

@@ -1,5 +1,7 @@
-"""The risk section: per portfolio, the scenario P&L histogram with its VaR and ES, the VaR table
-and the component VaR of each holding.
+"""The risk section: per portfolio, the scenario P&L histogram with its VaR and ES, the component
+VaR of each holding and the VaR backtest (daily P&L against -VaR, exceptions marked); then the
+VaR table, the backtest's traffic lights, stressed against current VaR, and the top tail
+contributors (component ES).
 
 The histogram draws ``scenarios/`` (one-day P&L); its markers are the one-day historical VaR and
 ES of each confidence level (a horizon's figures over ``sqrt(h)``), at ``-var`` and ``-es`` on
@@ -18,11 +20,13 @@ import pandas as pd
 from analytics.report import charts, html, svg
 from analytics.run.committed import CommittedRun as RunView
 
-#: Portfolios drawn (the largest by absolute value); the VaR table lists every portfolio.
+#: Portfolios drawn (the largest by gross exposure); the VaR table lists every portfolio.
 MAX_PORTFOLIOS: Final = 8
 #: Holdings drawn in a component-VaR chart; the rest are summed into one bar.
 MAX_BARS: Final = 15
 _MARKER_COLORS: Final = ("#D55E00", "#CC79A7", "#E69F00", "#000000")
+#: Holdings listed per portfolio among the top tail contributors.
+TOP_TAIL: Final = 5
 
 
 def _markers(var: pd.DataFrame) -> list[svg.Marker]:
@@ -57,7 +61,42 @@ def _components(contrib: pd.DataFrame) -> tuple[list[str], list[float], str]:
     return labels, values, f"{confidence * 100:g}%, {horizon}-day"
 
 
-def _portfolio(name: str, var: pd.DataFrame, contrib: pd.DataFrame, pnl: pd.DataFrame) -> str:
+def backtest_choice(exceptions: pd.DataFrame) -> tuple[str, float]:
+    """The (method, confidence) a backtest chart draws: historical (else the first method) at
+    the highest confidence."""
+    methods = sorted(exceptions["method"].astype(str).unique())
+    method = "historical" if "historical" in methods else methods[0]
+    return method, float(exceptions["confidence"].max())
+
+
+def _backtest_chart(name: str, exceptions: pd.DataFrame) -> str:
+    method, confidence = backtest_choice(exceptions)
+    rows = exceptions[
+        (exceptions["method"] == method) & (exceptions["confidence"] == confidence)
+    ].sort_values("date")
+    x = np.asarray([svg.day_number(pd.Timestamp(d).date()) for d in rows["date"]], np.float64)
+    pnl = rows["pnl"].to_numpy(dtype=np.float64)
+    hit = rows["exception"].to_numpy(dtype=bool)
+    level = f"{confidence * 100:g}%"
+    return charts.line_chart(
+        [
+            svg.Series("daily P&L", x, pnl, color="#0072B2"),
+            svg.Series(f"-VaR {method} {level}", x, -rows["var"].to_numpy(np.float64), "#D55E00"),
+        ],
+        points=[svg.Series(f"{int(hit.sum())} exceptions", x[hit], pnl[hit], color="#000000")],
+        title=f"{name}: VaR backtest over {len(rows):,} days",
+        y_title="P&L",
+        width=560,
+    )
+
+
+def _portfolio(
+    name: str,
+    var: pd.DataFrame,
+    contrib: pd.DataFrame,
+    pnl: pd.DataFrame,
+    exceptions: pd.DataFrame,
+) -> str:
     blocks = [f"<h3>Portfolio {escape(name)}</h3>"]
     figures = []
     if len(pnl):
@@ -82,8 +121,64 @@ def _portfolio(name: str, var: pd.DataFrame, contrib: pd.DataFrame, pnl: pd.Data
                 width=560,
             )
         )
+    if len(exceptions):
+        figures.append(_backtest_chart(name, exceptions))
     blocks.append(f'<div class="charts">{"".join(html.figure(c) for c in figures)}</div>')
     return "".join(blocks)
+
+
+def _ordered(frame: pd.DataFrame, order: list[str], keys: list[str]) -> pd.DataFrame:
+    rank = frame["portfolio"].map({p: i for i, p in enumerate(order)})
+    return frame.assign(_o=rank).sort_values(["_o", *keys], kind="stable")
+
+
+def _table(frame: pd.DataFrame, cols: list[tuple[str, html.Format | None]]) -> str:
+    names = [c for c, _ in cols]
+    return html.table(names, (list(r) for r in frame[names].values), [f for _, f in cols])
+
+
+def traffic_lights(backtest: pd.DataFrame, order: list[str]) -> str:
+    """The ``var_backtest`` rows: exceptions against expected, the tests' p-values, the zone."""
+    return _table(
+        _ordered(backtest, order, ["method", "confidence"]),
+        [
+            ("portfolio", None),
+            ("method", None),
+            ("confidence", html.fmt_pct),
+            ("n_days", html.fmt_int),
+            ("exceptions", html.fmt_int),
+            ("expected", html.fmt_float),
+            ("kupiec_p", html.fmt_float),
+            ("christoffersen_p", html.fmt_float),
+            ("cc_p", html.fmt_float),
+            ("traffic_light", None),
+        ],
+    )
+
+
+def stressed_vs_current(var: pd.DataFrame, order: list[str]) -> pd.DataFrame:
+    """One-day historical VaR and ES of today's book against the stressed ones, and their
+    ratio, per portfolio and confidence."""
+    one_day = var[var["horizon_days"] == var["horizon_days"].min()]
+    keys = ["portfolio", "confidence"]
+    current = one_day[one_day["method"] == "historical"].set_index(keys)[["var", "es"]]
+    stressed = one_day[one_day["method"] == "stressed"].set_index(keys)[["var", "es"]]
+    stressed = stressed.rename(columns={"var": "var_stressed", "es": "es_stressed"})
+    joined = current.join(stressed, how="inner").reset_index()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        joined["var_ratio"] = joined["var_stressed"] / joined["var"]
+    return _ordered(joined, order, ["confidence"])
+
+
+def top_tail(contrib: pd.DataFrame, order: list[str]) -> pd.DataFrame:
+    """Each portfolio's :data:`TOP_TAIL` largest components of the historical ES, at the highest
+    confidence and the shortest horizon."""
+    rows = contrib[
+        (contrib["confidence"] == contrib["confidence"].max())
+        & (contrib["horizon_days"] == contrib["horizon_days"].min())
+    ]
+    rows = rows.sort_values(["component_es_hist", "symbol"], ascending=[False, True])
+    return _ordered(rows.groupby("portfolio").head(TOP_TAIL), order, [])
 
 
 def section(view: RunView) -> str:
@@ -91,10 +186,18 @@ def section(view: RunView) -> str:
     var = view.table("var").to_pandas()
     contrib = view.table("contributions").to_pandas()
     scenarios = view.table("scenarios").to_pandas() if view.has_table("scenarios") else None
-    for frame in (var, contrib, *([scenarios] if scenarios is not None else [])):
+    exceptions = (
+        view.table("var_exceptions").to_pandas()
+        if view.has_table("var_exceptions")
+        else pd.DataFrame({"portfolio": [], "method": [], "confidence": []})
+    )
+    backtest = view.table("var_backtest").to_pandas() if view.has_table("var_backtest") else None
+    others = [f for f in (scenarios, backtest) if f is not None]
+    for frame in (var, contrib, exceptions, *others):
         frame["portfolio"] = frame["portfolio"].astype(str)
-    values = var.groupby("portfolio")["value"].first()
-    order = values.abs().sort_values(ascending=False).index.tolist()
+    values = var.groupby("portfolio")["net"].first()
+    gross = var.groupby("portfolio")["gross"].first()
+    order = gross.sort_values(ascending=False, kind="stable").index.tolist()
     scen_dates = view.summary.get("scenarios")
     cards = [
         ("as of", str(view.parameters.get("as_of", "—"))),
@@ -104,14 +207,15 @@ def section(view: RunView) -> str:
             "scenario window",
             f"{view.summary.get('scenario_start', '—')} .. {view.summary.get('scenario_end', '—')}",
         ),
-        ("total value", html.fmt_money(float(values.sum()))),
+        ("total net value", html.fmt_money(float(values.sum()))),
     ]
     table_cols = [
         ("portfolio", None),
         ("method", None),
         ("confidence", html.fmt_pct),
         ("horizon_days", html.fmt_int),
-        ("value", html.fmt_money),
+        ("gross", html.fmt_money),
+        ("net", html.fmt_money),
         ("var", html.fmt_money),
         ("es", html.fmt_money),
         ("var_pct", html.fmt_pct),
@@ -134,7 +238,11 @@ def section(view: RunView) -> str:
         pnl = scenarios[scenarios["portfolio"] == name] if scenarios is not None else pd.DataFrame()
         blocks.append(
             _portfolio(
-                name, var[var["portfolio"] == name], contrib[contrib["portfolio"] == name], pnl
+                name,
+                var[var["portfolio"] == name],
+                contrib[contrib["portfolio"] == name],
+                pnl,
+                exceptions[exceptions["portfolio"] == name],
             )
         )
     if len(order) > MAX_PORTFOLIOS:
@@ -142,4 +250,40 @@ def section(view: RunView) -> str:
             html.note(f"Charts for the {MAX_PORTFOLIOS} largest of {len(order)} portfolios.")
         )
     blocks += ["<h3>VaR and expected shortfall</h3>", table]
+    if backtest is not None and len(backtest):
+        blocks += ["<h3>VaR backtest: traffic lights</h3>", traffic_lights(backtest, order)]
+    stress = stressed_vs_current(var, order)
+    if len(stress):
+        window = view.summary.get("stress_window") or ["—", "—"]
+        blocks += [
+            f"<h3>Stressed ({escape(str(window[0]))} .. {escape(str(window[1]))}) against "
+            "current one-day historical VaR</h3>",
+            _table(
+                stress,
+                [
+                    ("portfolio", None),
+                    ("confidence", html.fmt_pct),
+                    ("var", html.fmt_money),
+                    ("var_stressed", html.fmt_money),
+                    ("var_ratio", html.fmt_float),
+                    ("es", html.fmt_money),
+                    ("es_stressed", html.fmt_money),
+                ],
+            ),
+        ]
+    if "component_es_hist" in contrib.columns and len(contrib):
+        blocks += [
+            "<h3>Top tail contributors (component historical ES)</h3>",
+            _table(
+                top_tail(contrib, order),
+                [
+                    ("portfolio", None),
+                    ("symbol", None),
+                    ("confidence", html.fmt_pct),
+                    ("exposure", html.fmt_money),
+                    ("component_es_hist", html.fmt_money),
+                    ("share_es", html.fmt_pct),
+                ],
+            ),
+        ]
     return html.section("Risk", *blocks, anchor="risk")
