@@ -166,6 +166,7 @@ def _execute(
     from cluster.local import describe
     from cluster.runner import open_client
 
+    _prepare_report(spec)
     in_main = _main_thread()
     previous = signal.signal(signal.SIGTERM, _on_sigterm) if in_main else None
     t0 = time.perf_counter()
@@ -198,6 +199,27 @@ def _recorded(cluster: ClusterSettings, db: DbSettings) -> dict[str, Any]:
 
         values["db_url"] = redact(values["db_url"])
     return values
+
+
+def _prepare_report(spec: JobSpec) -> None:
+    """Import the report's modules (matplotlib's take about half a second) in a thread while
+    the cluster starts and the job runs, so that writing the report does not wait for them."""
+    import importlib
+    import threading
+
+    def load() -> None:
+        for name in (
+            "analytics.report.plots",
+            "matplotlib.figure",
+            "matplotlib.backends.backend_svg",
+        ):
+            try:
+                importlib.import_module(name)
+            except ImportError:  # the report says so itself when it is written
+                return
+
+    if spec.report is not None:
+        threading.Thread(target=load, name="finbatch-report-import", daemon=True).start()
 
 
 def _main_thread() -> bool:

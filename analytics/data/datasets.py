@@ -19,9 +19,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from analytics.data.checks import check_unique, check_values, collect_skips, report_skips
 from analytics.data.schemas import DATASETS, Dataset
-from analytics.data.storage import TRANSPORT_ERRORS, full_url, join, open_fs
+from analytics.data.storage import full_url, join, open_fs, transport_errors
 from analytics.errors import InputError, StorageError
 
 if TYPE_CHECKING:
@@ -139,7 +138,7 @@ def list_files(input_url: str, name: str, sel: Selection) -> list[DataFile]:
         found = fs.find(path, detail=True) if fs.isdir(path) else {}
     except PermissionError as err:
         raise InputError(f"cannot list {root}: access denied ({err})", dataset=name) from err
-    except TRANSPORT_ERRORS as err:
+    except transport_errors() as err:
         raise _storage_error(root, name, err) from err
     except OSError as err:
         if _is_remote(root):
@@ -317,7 +316,7 @@ def read_file(
         raise InputError(f"file not found: {err}", dataset=name, file=url) from err
     except PermissionError as err:
         raise InputError(f"access denied: {err}", dataset=name, file=url) from err
-    except TRANSPORT_ERRORS as err:
+    except transport_errors() as err:
         raise _storage_error(url, name, err) from err
     except OSError as err:
         if not isinstance(err, pa.ArrowException) and _is_remote(url):
@@ -355,6 +354,8 @@ def read_file(
     if mask is not None:
         table = table.filter(mask)
     table = table.select(wanted)
+    from analytics.data.checks import check_unique, check_values, report_skips
+
     checked, skipped = check_values(table.drop_columns(absent), ds, url, sel.on_bad_rows)
     if skipped:
         for col in absent:
@@ -423,4 +424,6 @@ def with_bad_rows(sel: Selection, on_bad_rows: str) -> Selection:
 def skipped_rows(client: Any, *selections: Selection) -> list[dict[str, Any]]:
     """What the reads of ``selections`` skipped (for the manifest's summary), one record per
     (dataset, file, column, reason), each file counted once even if its task ran twice."""
+    from analytics.data.checks import collect_skips
+
     return collect_skips(client, [s.skip_topic for s in selections if s.skip_topic])

@@ -15,6 +15,7 @@ on top.
 
 from __future__ import annotations
 
+import functools
 import os
 import posixpath
 from collections.abc import Mapping
@@ -46,7 +47,12 @@ def open_fs(url: str) -> tuple[Any, str]:
     return fs, path.rstrip("/")
 
 
-def _transport_errors() -> tuple[type[BaseException], ...]:
+@functools.cache
+def transport_errors() -> tuple[type[BaseException], ...]:
+    """What the S3 client raises when requests keep failing below the HTTP level (connection
+    resets, endpoint unreachable) once its retries are spent; s3fs turns HTTP errors into
+    OSError. A function, used as ``except transport_errors():``, so that the S3 client's
+    libraries are imported only once an exception is being handled."""
     errors: list[type[BaseException]] = []
     try:
         from botocore.exceptions import BotoCoreError
@@ -63,9 +69,6 @@ def _transport_errors() -> tuple[type[BaseException], ...]:
     return tuple(errors)
 
 
-#: What the S3 client raises when requests keep failing below the HTTP level (connection
-#: resets, endpoint unreachable) once its retries are spent; s3fs turns HTTP errors into OSError.
-TRANSPORT_ERRORS: tuple[type[BaseException], ...] = _transport_errors()
 
 
 def join(url: str, *parts: str) -> str:
