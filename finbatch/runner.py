@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from analytics.errors import FinbatchError, InputError
+from analytics.errors import EXIT_FAILURE, EXIT_OK, EXIT_TEMPFAIL, FinbatchError, InputError
 from analytics.jobs.contract import JobSpec, RunSettings
 from finbatch.settings import ClusterSettings, DbSettings
 
@@ -58,6 +58,18 @@ class Outcome:
     failures: list[str] = field(default_factory=list)
     #: An MNP child node's exit code (it runs a worker, not the job).
     worker_exit: int | None = None
+    #: What failed after the commit may succeed if tried again (storage or the database kept
+    #: failing past their retries).
+    temporary: bool = False
+
+    @property
+    def exit_code(self) -> int:
+        """0 delivered; 75 a delivery that may succeed later (Batch retries it); else 1."""
+        if self.worker_exit is not None:
+            return self.worker_exit
+        if not self.failures:
+            return EXIT_OK
+        return EXIT_TEMPFAIL if self.temporary else EXIT_FAILURE
 
 
 #: Below this many input bytes (and without --workers/--threads-per-worker) the LocalCluster
@@ -148,6 +160,11 @@ def run(
         settings, options = spec.prepare(settings, options)
     input_bytes = check_inputs(spec, settings)
     target = db_target(db, env)  # a bad URL or an unreadable secret fails before the job
+    if ctx.attempt > 1:
+        done = _committed_by(spec, settings)
+        if done is not None:  # attempt 1 committed, then its delivery failed (exit 75)
+            say(f"{spec.name}: run {settings.run_id} is committed already: delivering it again")
+            return _deliver(spec, done, settings.output_url, target, say)
     copts = cluster_options(cluster, settings.output_url, env, input_bytes)
     manifest = _execute(spec, settings, options, copts, ctx, say, _recorded(cluster, db))
     return _deliver(spec, manifest, settings.output_url, target, say)
@@ -188,6 +205,17 @@ def _execute(
     return manifest
 
 
+def _committed_by(spec: JobSpec, settings: RunSettings) -> Manifest | None:
+    """The manifest in ``--output`` when it is this very run's (same job, same run id)."""
+    from analytics.run.folder import RunFolder
+
+    folder = RunFolder(settings.output_url)
+    manifest = folder.read_manifest()
+    if manifest is None or (manifest.job, manifest.run_id) != (spec.name, settings.run_id):
+        return None
+    return dataclasses.replace(manifest, manifest_url=folder.manifest_url)
+
+
 def _recorded(cluster: ClusterSettings, db: DbSettings) -> dict[str, Any]:
     """What the manifest records of how the run was made (no password: URLs are redacted)."""
     from analytics.options import values_of
@@ -225,8 +253,11 @@ def _deliver(
         outcome.report_url = write_report(view, recorded_defaults())
         say(f"{spec.name}: report {outcome.report_url}")
     except Exception as err:
+        from analytics.data.storage import is_transient
+
         log.exception("report failed")
         outcome.failures.append(f"the report was not written: {err}")
+        outcome.temporary |= is_transient(err)
     if target is not None:
         from analytics.delivery.database import load_database
 
@@ -234,6 +265,7 @@ def _deliver(
             loaded = load_database(view, target)
         except FinbatchError as err:
             outcome.failures.append(str(err))
+            outcome.temporary |= err.exit_code == EXIT_TEMPFAIL
         except Exception as err:
             log.exception("database load failed")
             outcome.failures.append(f"the database load failed: {type(err).__name__}: {err}")
