@@ -56,3 +56,10 @@ class TemporaryFailure(FinbatchError):
 
 class StorageError(TemporaryFailure):
     """Storage (S3) kept failing after its retries: throttling, resets, timeouts (exit code 75)."""
+
+
+class AlreadyCommitted(FinbatchError):
+    """The run's work is committed already (a resubmitted shard, a caught-up session): the
+    command exits 0 with ``finbatch: nothing to do: <message>``."""
+
+    exit_code = EXIT_OK

@@ -34,6 +34,8 @@ def _prepare(settings: RunSettings, options: Options) -> tuple[RunSettings, Opti
         today = sessions.today_from(settings.today, options.calendar)
         month = sessions.resolve_month(options.as_of_month, options.calendar, today)
         options = dataclasses.replace(options, as_of_month=month)
+    if options.shard is not None:  # a resubmitted fan-out skips the shards it committed
+        settings = shards.check_committed(settings, options)
     return settings, options
 
 
