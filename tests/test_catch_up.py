@@ -46,7 +46,7 @@ def test_last_sessions_and_months_on_the_exchange_calendar() -> None:
     ]
     assert sessions.last_months("2024-01", 2, "XNYS") == ["2023-12", "2024-01"]
     third = sessions.exchange_calendar("XNYS").sessions[2].date()  # the calendar's 3rd session
-    with pytest.raises(InputError, match="calendar starts on .*, 3 session"):
+    with pytest.raises(InputError, match=r"calendar starts on .*, 3 session"):
         sessions.last_sessions(third.isoformat(), 10, "XNYS")
 
 
