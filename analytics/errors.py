@@ -5,6 +5,9 @@ from __future__ import annotations
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_BAD_INPUT = 2
+#: EX_TEMPFAIL (sysexits.h): storage or the database kept failing past their own retries; the
+#: job definitions retry this code (the input may be fine, a later attempt may succeed).
+EXIT_TEMPFAIL = 75
 
 
 class FinbatchError(Exception):
@@ -44,6 +47,19 @@ class OutputError(FinbatchError):
     exit_code = EXIT_BAD_INPUT
 
 
-class StorageError(FinbatchError):
-    """Storage (S3) kept failing after its retries: throttling, resets, timeouts (exit code 1:
-    the input may be fine, a later attempt may succeed)."""
+class TemporaryFailure(FinbatchError):
+    """A service kept failing past its own retries (exit code 75, EX_TEMPFAIL): the input may
+    be fine and a later attempt may succeed, so AWS Batch retries the job."""
+
+    exit_code = EXIT_TEMPFAIL
+
+
+class StorageError(TemporaryFailure):
+    """Storage (S3) kept failing after its retries: throttling, resets, timeouts (exit code 75)."""
+
+
+class AlreadyCommitted(FinbatchError):
+    """The run's work is committed already (a resubmitted shard, a caught-up session): the
+    command exits 0 with ``finbatch: nothing to do: <message>``."""
+
+    exit_code = EXIT_OK

@@ -212,3 +212,57 @@ def resolve_month(
             "a month on another day"
         )
     return f"{today.replace(day=1) - dt.timedelta(days=1):%Y-%m}"
+
+
+def last_sessions(
+    text: str, count: int, calendar: Any = DEFAULT_CALENDAR, today: dt.date | None = None
+) -> list[dt.date]:
+    """The ``count`` sessions ending with the one ``text`` names, oldest first (``--catch-up``).
+
+    ``previous-session`` is the last session strictly before ``today`` on any day, a holiday
+    too: a catch-up skips what is committed, so it needs no one-firing-per-session rule. A date
+    that is not a session ends with the session before it.
+
+    Raises
+    ------
+    InputError
+        A malformed ``text``, or sessions before the calendar's first.
+    """
+    cal = _calendar(calendar)
+    if text == PREVIOUS_SESSION:
+        today = exchange_today(cal) if today is None else today
+        _check_range(cal, today)
+        last = _session(cal.date_to_session(today - dt.timedelta(days=1), direction="previous"))
+    else:
+        day = resolve_date(text, cal, today)
+        _check_range(cal, day)
+        last = _session(cal.date_to_session(day, direction="previous"))
+    found = [last]
+    first = cal.first_session.date()
+    while len(found) < count:
+        if found[-1] <= first:
+            raise InputError(
+                f"--catch-up {count}: the {cal.name} calendar starts on {first}, "
+                f"{len(found)} session(s) before {last}"
+            )
+        found.append(_session(cal.previous_session(found[-1])))
+    return found[::-1]
+
+
+def last_months(
+    text: str, count: int, calendar: Any = DEFAULT_CALENDAR, today: dt.date | None = None
+) -> list[str]:
+    """The ``count`` months (``YYYY-MM``) ending with the one ``text`` names, oldest first
+    (``--catch-up``). ``previous`` is the month before ``today``'s on any day of the month."""
+    if text == PREVIOUS_MONTH:
+        cal = _calendar(calendar)
+        today = exchange_today(cal) if today is None else today
+        last = today.replace(day=1) - dt.timedelta(days=1)
+    else:
+        last = dt.datetime.strptime(resolve_month(text, calendar, today), "%Y-%m").date()
+    months = []
+    year, month = last.year, last.month
+    for _ in range(count):
+        months.append(f"{year:04d}-{month:02d}")
+        year, month = (year, month - 1) if month > 1 else (year - 1, 12)
+    return months[::-1]

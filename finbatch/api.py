@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from analytics import jobs
-from analytics.errors import FinbatchError
+from analytics.errors import FinbatchError, InputError
 from analytics.jobs.contract import RunSettings
 from analytics.options import build
 from finbatch.settings import ClusterSettings, DbSettings
@@ -108,6 +108,10 @@ def run(
     )
     db = build(DbSettings, _take(DbSettings, values), where=where)
     job_options = build(spec.options, values, where=where)
+    if getattr(job_options, "catch_up", None) is not None:
+        raise InputError(
+            f"{job}: catch_up runs one run per missing period: use the command line's --catch-up"
+        )
     outcome = runner.run(spec, settings, job_options, cluster, db, say=log.info)
     if outcome.manifest is None:
         raise FinbatchError(f"{job}: this process ran an MNP worker node, not the job")

@@ -5,7 +5,8 @@
 is built, and heavy libraries are imported only once a job runs, so ``--help`` and argument
 errors are instant.
 
-Exit codes: 0 success, 2 bad arguments or bad input, 1 any other failure.
+Exit codes: 0 success, 2 bad arguments or bad input, 75 storage or the database kept failing past
+their own retries (AWS Batch retries it), 1 any other failure.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from analytics import jobs
-from analytics.errors import EXIT_FAILURE, EXIT_OK, FinbatchError
+from analytics.errors import EXIT_FAILURE, EXIT_OK, EXIT_TEMPFAIL, FinbatchError
 from analytics.jobs.contract import JobSpec, RunSettings
 from analytics.options import argtype, iso_date, nonnegative_int, positive_int
 from finbatch.parsing import job_parser, log_level, new_parser
@@ -125,10 +126,9 @@ def _run_job(spec: JobSpec, args: argparse.Namespace) -> int:
     db = build(DbSettings, _split(DbSettings, values))
     options = build(spec.options, values)
     outcome = runner.run(spec, settings, options, cluster, db, say=_say)
-    if outcome.worker_exit is not None:
-        return outcome.worker_exit
-    runner.report_failures(outcome)
-    return EXIT_FAILURE if outcome.failures else EXIT_OK
+    if outcome.worker_exit is None:
+        runner.report_failures(outcome)
+    return outcome.exit_code
 
 
 def _say(text: str) -> None:
@@ -257,6 +257,17 @@ def _guarded(action: Any) -> int:
         print("finbatch: terminated by SIGTERM", file=sys.stderr, flush=True)
         return EXIT_FAILURE
     except Exception as err:  # the last line of defence: a message, then the details
+        from analytics.data.storage import is_transient
+
+        if is_transient(err):  # e.g. a result part's upload that S3 kept refusing
+            log.error("storage kept failing", exc_info=err)
+            print(
+                f"finbatch: error: storage kept failing after its retries ({type(err).__name__}: "
+                f"{err}); the input may be fine: run the job again",
+                file=sys.stderr,
+                flush=True,
+            )
+            return EXIT_TEMPFAIL
         log.exception("unexpected failure")
         print(f"finbatch: failed: {type(err).__name__}: {err}", file=sys.stderr, flush=True)
         return EXIT_FAILURE

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import logging
@@ -18,15 +19,17 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from analytics.errors import FinbatchError, InputError
+from analytics.errors import EXIT_FAILURE, EXIT_OK, EXIT_TEMPFAIL, FinbatchError, InputError
 from analytics.jobs.contract import JobSpec, RunSettings
 from finbatch.settings import ClusterSettings, DbSettings
 
 if TYPE_CHECKING:
+    from distributed import Client
+
     from analytics.delivery.database import DbTarget
     from analytics.run.manifest import Manifest
     from cluster.runner import ClusterOptions
@@ -58,6 +61,22 @@ class Outcome:
     failures: list[str] = field(default_factory=list)
     #: An MNP child node's exit code (it runs a worker, not the job).
     worker_exit: int | None = None
+    #: What failed after the commit may succeed if tried again (storage or the database kept
+    #: failing past their retries).
+    temporary: bool = False
+    #: A catch-up's exit code when one of its periods failed (its manifest is None).
+    failure_code: int | None = None
+
+    @property
+    def exit_code(self) -> int:
+        """0 delivered; 75 a delivery that may succeed later (Batch retries it); else 1."""
+        if self.worker_exit is not None:
+            return self.worker_exit
+        if self.failure_code is not None:
+            return self.failure_code
+        if not self.failures:
+            return EXIT_OK
+        return EXIT_TEMPFAIL if self.temporary else EXIT_FAILURE
 
 
 #: Below this many input bytes (and without --workers/--threads-per-worker) the LocalCluster
@@ -144,13 +163,36 @@ def run(
         settings = dataclasses.replace(settings, run_id=default_run_id(env))
     if ctx.attempt > 1:  # a Batch retry (same job id, so same run id) resumes
         settings = dataclasses.replace(settings, resume=True)
+    count = getattr(options, "catch_up", None)
+    if count is not None:
+        return _catch_up(spec, settings, options, count, cluster, db, ctx, env, say)
     if spec.prepare is not None:
         settings, options = spec.prepare(settings, options)
     input_bytes = check_inputs(spec, settings)
     target = db_target(db, env)  # a bad URL or an unreadable secret fails before the job
+    if ctx.attempt > 1:
+        done = _committed_by(spec, settings)
+        if done is not None:  # attempt 1 committed, then its delivery failed (exit 75)
+            say(f"{spec.name}: run {settings.run_id} is committed already: delivering it again")
+            return _deliver(spec, done, settings.output_url, target, say)
     copts = cluster_options(cluster, settings.output_url, env, input_bytes)
     manifest = _execute(spec, settings, options, copts, ctx, say, _recorded(cluster, db))
     return _deliver(spec, manifest, settings.output_url, target, say)
+
+
+@contextlib.contextmanager
+def _client(ctx: Any, copts: ClusterOptions) -> Iterator[Client]:
+    """The cluster's client, with SIGTERM turned into :class:`Terminated` meanwhile."""
+    from cluster.runner import open_client
+
+    in_main = _main_thread()
+    previous = signal.signal(signal.SIGTERM, _on_sigterm) if in_main else None
+    try:
+        with open_client(ctx, copts, os.environ) as client:
+            yield client
+    finally:
+        if in_main and previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _execute(
@@ -162,31 +204,47 @@ def _execute(
     say: Callable[[str], None],
     recorded: Mapping[str, Any],
 ) -> Manifest:
+    _prepare_report(spec)
+    with _client(ctx, copts) as client:
+        return _execute_on(client, spec, settings, options, ctx, say, recorded)
+
+
+def _execute_on(
+    client: Client,
+    spec: JobSpec,
+    settings: RunSettings,
+    options: Any,
+    ctx: Any,
+    say: Callable[[str], None],
+    recorded: Mapping[str, Any],
+) -> Manifest:
     from analytics.run.execute import execute
     from cluster.local import describe
-    from cluster.runner import open_client
 
-    _prepare_report(spec)
-    in_main = _main_thread()
-    previous = signal.signal(signal.SIGTERM, _on_sigterm) if in_main else None
     t0 = time.perf_counter()
-    try:
-        with open_client(ctx, copts, os.environ) as client:
-            info = describe(client)
-            say(
-                f"{spec.name}: run {settings.run_id} ({ctx.role.value}) on {info['workers']} "
-                f"workers / {info['threads']} threads; dashboard {client.dashboard_link}"
-            )
-            manifest = execute(spec, client, settings, options, lambda: describe(client), recorded)
-    finally:
-        if in_main and previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+    info = describe(client)
+    say(
+        f"{spec.name}: run {settings.run_id} ({ctx.role.value}) on {info['workers']} "
+        f"workers / {info['threads']} threads; dashboard {client.dashboard_link}"
+    )
+    manifest = execute(spec, client, settings, options, lambda: describe(client), recorded)
     rows = ", ".join(f"{t} {s.rows:,} rows" for t, s in manifest.outputs.items())
     say(
         f"{spec.name}: committed {manifest.manifest_url} ({rows}) "
         f"in {time.perf_counter() - t0:.1f} s"
     )
     return manifest
+
+
+def _committed_by(spec: JobSpec, settings: RunSettings) -> Manifest | None:
+    """The manifest in ``--output`` when it is this very run's (same job, same run id)."""
+    from analytics.run.folder import RunFolder
+
+    folder = RunFolder(settings.output_url)
+    manifest = folder.read_manifest()
+    if manifest is None or (manifest.job, manifest.run_id) != (spec.name, settings.run_id):
+        return None
+    return dataclasses.replace(manifest, manifest_url=folder.manifest_url)
 
 
 def _recorded(cluster: ClusterSettings, db: DbSettings) -> dict[str, Any]:
@@ -247,8 +305,11 @@ def _deliver(
         outcome.report_url = write_report(view, recorded_defaults())
         say(f"{spec.name}: report {outcome.report_url}")
     except Exception as err:
+        from analytics.data.storage import is_transient
+
         log.exception("report failed")
         outcome.failures.append(f"the report was not written: {err}")
+        outcome.temporary |= is_transient(err)
     if target is not None:
         from analytics.delivery.database import load_database
 
@@ -256,6 +317,7 @@ def _deliver(
             loaded = load_database(view, target)
         except FinbatchError as err:
             outcome.failures.append(str(err))
+            outcome.temporary |= err.exit_code == EXIT_TEMPFAIL
         except Exception as err:
             log.exception("database load failed")
             outcome.failures.append(f"the database load failed: {type(err).__name__}: {err}")
@@ -263,6 +325,115 @@ def _deliver(
             if loaded is not None:
                 rows = ", ".join(f"{target.schema}.{t} {n:,} rows" for t, n in loaded.rows.items())
                 say(f"{spec.name}: loaded {rows} in {loaded.seconds:.1f} s")
+    return outcome
+
+
+# --------------------------------------------------------------------------------------------
+# --catch-up N (analytics/run/catchup.py): every missing period of the last N, oldest first,
+# on one cluster.
+
+
+def _catch_up(
+    spec: JobSpec,
+    settings: RunSettings,
+    options: Any,
+    count: int,
+    cluster: ClusterSettings,
+    db: DbSettings,
+    ctx: Any,
+    env: Mapping[str, str],
+    say: Callable[[str], None],
+) -> Outcome:
+    """Run every period of the last ``count`` without a committed run under ``--output``.
+
+    Each period runs and delivers as a run of its own; one that fails does not stop the others.
+    The outcome's exit code: 0 when every period is committed and delivered, else 75 if a
+    failure may pass on a retry (Batch's next attempt then runs only what is still missing),
+    else the first failure's code.
+    """
+    from analytics.errors import AlreadyCommitted
+    from analytics.run.catchup import plan
+
+    found = plan(spec, settings, options, count)
+    unit = spec.catch_up.unit if spec.catch_up else "period"
+    span = f"{found.labels[0]} to {found.labels[-1]}"
+    redeliver = {  # attempt 1 committed them, then a delivery failed (exit 75)
+        label: c
+        for label, c in found.committed.items()
+        if ctx.attempt > 1 and c.run_id == f"{settings.run_id}-{label}"
+    }
+    for label, c in found.committed.items():
+        if label not in redeliver:
+            say(f"{spec.name}: {label} already committed in {c.folder} (run {c.run_id})")
+    if not found.missing and not redeliver:
+        raise AlreadyCommitted(
+            f"the last {count} {unit}(s) ({span}) all have a committed run under {found.root}"
+        )
+    say(
+        f"{spec.name}: catching up {len(found.missing)} of the last {count} {unit}(s) ({span}) "
+        f"under {found.root}: {', '.join(p.label for p in found.missing) or 'none'}"
+    )
+    prepared = []
+    for period in found.missing:  # options are checked for all before anything runs
+        p_settings, p_options = period.settings, period.options
+        if spec.prepare is not None:
+            p_settings, p_options = spec.prepare(p_settings, p_options)
+        prepared.append((period.label, p_settings, p_options))
+    target = db_target(db, env)
+    outcome = Outcome(output_url=found.root)
+    codes: list[int] = []
+
+    def failed(label: str, err: BaseException) -> None:
+        from analytics.data.storage import is_transient
+
+        if isinstance(err, FinbatchError):
+            code = err.exit_code
+        else:
+            log.error("%s %s failed", spec.name, label, exc_info=err)
+            code = EXIT_TEMPFAIL if is_transient(err) else EXIT_FAILURE
+        codes.append(code)
+        outcome.failures.append(f"{label}: {err} (exit {code})")
+
+    def delivered(label: str, result: Outcome) -> None:
+        if result.failures:
+            codes.append(result.exit_code)
+            outcome.failures.extend(f"{label}: {f}" for f in result.failures)
+
+    for label, c in sorted(redeliver.items()):
+        say(f"{spec.name}: {label}: run {c.run_id} is committed already: delivering it again")
+        done = _committed_by(
+            spec, dataclasses.replace(settings, output_url=c.folder, run_id=c.run_id)
+        )
+        if done is not None:
+            delivered(label, _deliver(spec, done, c.folder, target, say))
+    runnable = []
+    for label, p_settings, p_options in prepared:
+        try:
+            runnable.append((label, p_settings, p_options, check_inputs(spec, p_settings)))
+        except FinbatchError as err:  # e.g. a session whose data has not landed
+            failed(label, err)
+    committed = 0
+    if runnable:
+        input_bytes = max(n for *_, n in runnable)
+        copts = cluster_options(cluster, found.root, env, input_bytes)
+        with _client(ctx, copts) as client:
+            for label, p_settings, p_options, _ in runnable:
+                try:
+                    manifest = _execute_on(
+                        client, spec, p_settings, p_options, ctx, say, _recorded(cluster, db)
+                    )
+                except Exception as err:
+                    failed(label, err)
+                    continue
+                committed += 1
+                delivered(label, _deliver(spec, manifest, p_settings.output_url, target, say))
+    say(
+        f"{spec.name}: catch-up of {span}: {committed} committed, "
+        f"{len(found.committed) - len(redeliver)} already committed, "
+        f"{len(found.missing) - committed} failed"
+    )
+    if codes:
+        outcome.failure_code = EXIT_TEMPFAIL if EXIT_TEMPFAIL in codes else codes[0]
     return outcome
 
 

@@ -31,6 +31,9 @@ class Server:
     user: str
     password: str
     dbname: str = "postgres"
+    #: ``pg_ctl``'s arguments for this server (its data folder, log and options), for
+    #: :func:`stop` and :func:`start`.
+    control: tuple[str, ...] = ()
 
     @property
     def url(self) -> str:
@@ -116,9 +119,25 @@ def local_postgres(*, durable: bool = False) -> Iterator[Server]:
             raise RuntimeError(
                 f"PostgreSQL failed to start: {err.stderr.decode(errors='replace')}{detail}"
             ) from err
-        yield Server("127.0.0.1", port, USER, PASSWORD)
+        yield Server("127.0.0.1", port, USER, PASSWORD, control=tuple(start))
     finally:
         if (data / "postmaster.pid").exists():
             stop = [str(binaries / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"]
             subprocess.run(_as_server_user(stop), capture_output=True, check=False)
         shutil.rmtree(root, ignore_errors=True)
+
+
+def stop(server: Server) -> None:
+    """Stop the server (an outage: connections are refused until :func:`start`)."""
+    data = server.control[server.control.index("-D") + 1]
+    stop_cmd = [server.control[0], "-D", data, "-m", "fast", "-w", "stop"]
+    subprocess.run(_as_server_user(stop_cmd), check=True, capture_output=True)
+
+
+def start(server: Server) -> None:
+    """Start a server that :func:`stop` stopped, on the same port with the same data."""
+    subprocess.run(
+        _as_server_user([*server.control, "-w", "-t", "60", "start"]),
+        check=True,
+        capture_output=True,
+    )

@@ -10,6 +10,7 @@ tables must equal a single run's.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -43,13 +44,19 @@ KEYS = {
 
 
 def _start(
-    market: Path, out: Path, scheduler: str, extra: str, index: int | None
+    market: Path,
+    out: Path,
+    scheduler: str,
+    extra: str,
+    index: int | None,
+    run_id: str = "fanout",
 ) -> subprocess.Popen[str]:
-    """Start the job definition's command in a new process, as a Batch child would."""
+    """Start the job definition's command in a new process, as a Batch child would (a new
+    submission is a new Batch job: a new ``run_id``)."""
     env = {**os.environ, "FINBATCH_METRICS": "emf"}
     if index is not None:
         env["AWS_BATCH_JOB_ARRAY_INDEX"] = str(index)
-    options = " ".join([*OPTIONS, "--scheduler", scheduler, "--run-id", "fanout", extra])
+    options = " ".join([*OPTIONS, "--scheduler", scheduler, "--run-id", run_id, extra])
     command = [sys.executable, str(ROOT / "entrypoint.py"), "batch", "run", "backtest"]
     command += [str(market), str(out), "--start 2023-10-02 --end 2024-03-28", options]
     return subprocess.Popen(
@@ -142,3 +149,75 @@ def test_merge_refuses_missing_or_different_shards(
     assert read_manifest(str(out)) is None
     assert run_cli([*argv, "--merge-shards", "2"]).code == 0
     assert read_manifest(str(out)) is not None
+
+
+def _shard_manifest(out: Path, index: int) -> bytes:
+    return (Path(shards.shard_url(str(out), index, K)) / "_manifest.json").read_bytes()
+
+
+def test_a_resubmitted_fanout_runs_only_the_failed_shard_and_the_merge(
+    market: Path, scheduler: str, single: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "fanout"
+    # Submission 1: shard 1's instance is reclaimed (killed at once) and its attempts run out.
+    children = [_start(market, out, scheduler, f"--shard array/{K}", i, "sub-1") for i in (0, 2)]
+    lost = _start(market, out, scheduler, f"--shard array/{K}", 1, "sub-1")
+    lost.kill()
+    lost.communicate(timeout=60)
+    assert lost.returncode != 0
+    for child in children:
+        _finish(child)
+    assert read_manifest(shards.shard_url(str(out), 1, K)) is None
+    # The merge (a dependency of the array) never ran. Submission 2: every child, then the merge.
+    before = {i: _shard_manifest(out, i) for i in (0, 2)}
+    again = [_start(market, out, scheduler, f"--shard array/{K}", i, "sub-2") for i in range(K)]
+    printed = [_finish(child) for child in again]
+    for i in (0, 2):
+        assert f"nothing to do: shard {i}/{K} is already committed" in printed[i]
+        assert "node-hours" not in printed[i]  # no cluster, no job: it stopped before both
+        assert _shard_manifest(out, i) == before[i]  # not run again
+    assert "nothing to do" not in printed[1]
+    redone = read_manifest(shards.shard_url(str(out), 1, K))
+    assert redone is not None and redone["run_id"] == "sub-2"
+    assert "merged 3 shards" in _container(market, out, scheduler, f"--merge-shards {K}", None)
+    for name in KEYS:
+        pd.testing.assert_frame_equal(
+            _table(out, name), _table(single, name), check_exact=False, rtol=0, atol=1e-12
+        )
+
+
+def test_merge_refuses_shards_of_other_input_versions_and_a_resubmission_redoes_them(
+    market: Path, scheduler: str, single: Path, tmp_path: Path
+) -> None:
+    data = tmp_path / "market"
+    shutil.copytree(market, data)
+    out = tmp_path / "fanout"
+    for i in range(K):
+        assert run_cli(_shard_argv(data, out, scheduler, i, "sub-1")).code == 0
+    # A data correction rewrites one prices file in place (same bytes, a newer mtime): a new
+    # version of the input, which shards 0 to 2 did not read.
+    rewritten = sorted((data / "prices").rglob("*.parquet"))[-1]
+    body = rewritten.read_bytes()
+    rewritten.write_bytes(body)
+    stat = rewritten.stat()
+    os.utime(rewritten, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    merge = ["backtest", "--input", str(data), "--output", str(out), "--scheduler", scheduler]
+    refused = run_cli([*merge, *OPTIONS, "--merge-shards", str(K)])
+    assert refused.code == 2, refused.stderr
+    assert "3 shard(s) read other input file versions than the current ones" in refused.stderr
+    assert rewritten.name in refused.stderr and read_manifest(str(out)) is None
+    # Resubmitted: every shard's inputs changed, so each replaces its folder; the merge then runs.
+    for i in range(K):
+        redo = run_cli(_shard_argv(data, out, scheduler, i, "sub-2"))
+        assert redo.code == 0 and "nothing to do" not in redo.stdout, redo.stderr
+        assert read_manifest(shards.shard_url(str(out), i, K))["run_id"] == "sub-2"  # type: ignore[index]
+    assert run_cli([*merge, *OPTIONS, "--merge-shards", str(K)]).code == 0
+    for name in KEYS:
+        pd.testing.assert_frame_equal(
+            _table(out, name), _table(single, name), check_exact=False, rtol=0, atol=1e-12
+        )
+
+
+def _shard_argv(data: Path, out: Path, scheduler: str, index: int, run_id: str) -> list[str]:
+    argv = ["backtest", "--input", str(data), "--output", str(out), "--scheduler", scheduler]
+    return [*argv, *OPTIONS, "--shard", f"{index}/{K}", "--run-id", run_id]

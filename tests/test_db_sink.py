@@ -218,6 +218,44 @@ def test_rerun_replaces_its_rows_and_leaves_other_runs(
         ]
 
 
+def test_latest_view_counts_each_date_once_however_often_it_was_rerun(
+    postgres: Server, schema: str, tmp_path: Path
+) -> None:
+    d1, d2 = dt.date(2024, 1, 2), dt.date(2024, 1, 3)
+
+    def at(hour: int) -> dt.datetime:
+        return dt.datetime(2024, 1, 4, hour, tzinfo=dt.UTC)
+
+    def load(run: str, job: str, day: dt.date, hour: int, n: int, offset: float) -> None:
+        key = sink.RunKey(run, job, day, at(hour))
+        sink.load_run(postgres.params, schema, key, _two_tables(tmp_path / run, n, offset))
+
+    load("A", "unit", d1, 1, 10, 0.0)  # d1, first run
+    load("B", "unit", d1, 2, 20, 100.0)  # d1 rerun, committed later: the latest of d1
+    load("C", "unit", d2, 3, 5, 1000.0)  # d2
+    load("D", "other", d1, 1, 7, 0.5)  # another job's d1: its own latest
+    load("A", "unit", d1, 1, 10, 0.0)  # A loaded again later: still committed before B
+    rows = query(
+        postgres,
+        f"SELECT job, as_of, run_id, count(*), sum(x) FROM {schema}.one_latest "
+        "GROUP BY 1, 2, 3 ORDER BY 1, 2",
+    )
+    # sum over i < n of (i + offset) = n (n - 1) / 2 + n * offset:
+    # B 190 + 2000; C 10 + 5000; D 21 + 3.5. A's rows are in the table, not in the view.
+    assert rows == [
+        ("other", d1, "D", 7, 24.5),
+        ("unit", d1, "B", 20, 2190.0),
+        ("unit", d2, "C", 5, 5010.0),
+    ]
+    assert query(postgres, f"SELECT count(*) FROM {schema}.one") == [(10 + 20 + 5 + 7,)]
+    two = query(postgres, f"SELECT run_id, count(*) FROM {schema}.two_latest GROUP BY 1 ORDER BY 1")
+    assert two == [("B", 20), ("C", 5), ("D", 7)]
+    # A run of d1 committed after B (a rerun of the date) takes over d1.
+    load("E", "unit", d1, 4, 3, 0.0)
+    latest = query(postgres, f"SELECT DISTINCT run_id FROM {schema}.one_latest ORDER BY 1")
+    assert latest == [("C",), ("D",), ("E",)]
+
+
 def test_a_failure_mid_copy_leaves_the_earlier_rows(
     postgres: Server, schema: str, tmp_path: Path
 ) -> None:

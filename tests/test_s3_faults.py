@@ -3,7 +3,8 @@
 The job's driver and its workers reach S3 only through the proxy (``AWS_ENDPOINT_URL``). A
 transient fault (503 SlowDown, a connection reset, a slow answer) is retried with backoff and
 the run's tables equal a clean run's; a fault that does not stop fails the run with a clear
-message, exit code 1 (exit 2 for access denied: the input must change) and no manifest.
+message, exit code 75 (EX_TEMPFAIL: AWS Batch retries it; exit 2 for access denied: the input
+must change) and no manifest.
 
 The cluster's workers get ``AWS_MAX_ATTEMPTS=3`` so that a persistent fault fails in seconds;
 the retry mode stays finbatch's default (analytics/storage.py: ``standard``, 10 attempts).
@@ -193,12 +194,27 @@ def test_persistent_fault_fails_clearly_with_no_manifest(
     proxy.set_rules(rule)
     out = tmp_path / "run"
     code, err = _run(bucket, str(out), proxied)
-    assert code == 1, err
+    assert code == 75, err
     assert needle in err and PRICE_KEY in err and "dataset 'prices'" in err, err
     # AWS_MAX_ATTEMPTS=3: the request was tried more than once before giving up.
     assert rule.fired >= 3
     assert read_manifest(str(out)) is None
     assert not (out / MANIFEST).exists() and not list(out.glob("metrics/*.parquet"))
+
+
+def test_outputs_that_storage_keeps_refusing_exit_75(
+    bucket: str, proxied: str, proxy: FaultProxy
+) -> None:
+    """Every upload of a result part answered 503: past the retries, exit 75, no manifest."""
+    output = f"s3://{bucket}/runs/{uuid.uuid4().hex[:8]}"
+    rule = Rule("slowdown", method="PUT", path_contains="/metrics/")
+    proxy.set_rules(rule)
+    code, err = _run(bucket, output, proxied)
+    assert code == 75, err
+    assert "storage kept failing after its retries" in err, err
+    assert rule.fired >= 3  # AWS_MAX_ATTEMPTS=3: tried again before giving up
+    proxy.set_rules()
+    assert read_manifest(output) is None
 
 
 def test_access_denied_object_is_bad_input(

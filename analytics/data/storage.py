@@ -15,6 +15,7 @@ on top.
 
 from __future__ import annotations
 
+import errno
 import functools
 import os
 import posixpath
@@ -69,6 +70,27 @@ def transport_errors() -> tuple[type[BaseException], ...]:
     return tuple(errors)
 
 
+#: The errno values s3fs gives the HTTP answers that mean "try later": 503 SlowDown and
+#: ServiceUnavailable (EBUSY), 500 InternalError (EREMOTEIO), plus timeouts and resets.
+_TRANSIENT_ERRNOS = frozenset(
+    {errno.EBUSY, getattr(errno, "EREMOTEIO", 121), errno.ETIMEDOUT, errno.ECONNRESET}
+)
+
+
+def is_transient(err: BaseException) -> bool:
+    """Whether ``err`` (or an error it was raised from) is storage that kept failing past its
+    retries (throttling, 5xx, resets, timeouts), not a missing file, a denied access or bad
+    data: such a run may succeed if tried again later."""
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, (*transport_errors(), TimeoutError)):
+            return True
+        if isinstance(current, OSError) and current.errno in _TRANSIENT_ERRNOS:
+            return True
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def join(url: str, *parts: str) -> str:

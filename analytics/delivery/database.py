@@ -8,6 +8,7 @@ here never touches the run's Parquet outputs.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -54,5 +55,7 @@ def load_database(view: CommittedRun, target: DbTarget) -> sink.LoadResult | Non
     as_of = view.as_of(spec.as_of_column if spec else None)
     if as_of is None:
         raise sink.SinkError(f"run {view.run_id!r}: no as-of date (no parameter, no data)")
-    run = sink.RunKey(view.run_id, view.job, as_of)
+    finished = view.manifest.finished_at
+    committed = dt.datetime.fromisoformat(finished) if finished else None
+    run = sink.RunKey(view.run_id, view.job, as_of, committed)
     return sink.load_run(target.params, target.schema, run, tables)

@@ -7,6 +7,12 @@ is one transaction: for every table, delete the run's rows, then COPY the new on
 failure rolls back, so the rows of an earlier load of the same run stay as they were, and a
 reader never sees half a run.
 
+Reruns: a date run again under a new run id adds its rows beside the earlier run's. Every load
+also records the run in ``loaded_runs`` (run id, job, as-of date, when the run committed and when
+it was loaded), and each table has a view ``<table>_latest`` holding only the rows of the latest
+committed run per job and as-of date (the latest commit wins; a tie, the latest load), so a
+dashboard that sums the view counts each date once however often it was rerun.
+
 Rows travel in PostgreSQL's binary COPY format (:mod:`analytics.delivery.pgcopy`), one Parquet
 batch at a time, so memory stays bounded whatever the table's size and floats arrive bit for bit
 (NaN and ±inf included); a Parquet null is a NULL; timestamps go as microseconds (what
@@ -31,7 +37,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from analytics.data.storage import open_fs
 from analytics.delivery import pgcopy
-from analytics.errors import FinbatchError
+from analytics.errors import EXIT_TEMPFAIL, FinbatchError
 
 log = logging.getLogger(__name__)
 
@@ -40,9 +46,30 @@ DEFAULT_SCHEMA: Final = "finbatch"
 BATCH_ROWS: Final = 65_536
 #: Seconds to wait for the server: an unreachable RDS endpoint fails quickly instead of hanging.
 CONNECT_TIMEOUT_S: Final = 30
+#: Attempts of a load that met an unreachable or restarting server (each a whole transaction,
+#: so a retry is idempotent), and the seconds before the second and third: psycopg retries
+#: nothing itself. Past them the run exits 75 and AWS Batch retries the job.
+LOAD_ATTEMPTS: Final = 3
+RETRY_DELAYS_S: Final = (2.0, 8.0)
+#: SQLSTATE classes of a server that may answer later: connection exceptions (08), rollbacks
+#: of serialization failures and deadlocks (40), insufficient resources (53), an operator
+#: intervention such as a shutdown or a restart (57P).
+_TRANSIENT_SQLSTATES: Final = ("08", "40", "53", "57P")
+#: libpq's FATAL texts of a server that may accept the connection later (57P03, 57P01, 53300).
+_TRANSIENT_FATAL: Final = (
+    "the database system is starting up",
+    "the database system is shutting down",
+    "the database system is in recovery mode",
+    "too many clients",
+    "remaining connection slots",
+)
 #: Advisory lock serializing the DDL of concurrent loads (``CREATE ... IF NOT EXISTS`` of two
 #: sessions can still collide on the catalog's unique index).
 _DDL_LOCK: Final = 0x66696E62
+#: The table of loaded runs, which the ``_latest`` views read.
+RUNS_TABLE: Final = "loaded_runs"
+#: Suffix of each table's view of the latest committed run per job and as-of date.
+LATEST_SUFFIX: Final = "_latest"
 #: How an RDS secret's keys (Secrets Manager JSON) map to libpq's parameters.
 _SECRET_KEYS: Final = {
     "username": "user",
@@ -57,6 +84,29 @@ _SECRET_KEYS: Final = {
 
 class SinkError(FinbatchError):
     """The database load failed (exit code 1); the run's Parquet outputs stay committed."""
+
+
+class DatabaseUnavailable(SinkError):
+    """The database could not be reached, or kept failing transiently, past the load's retries
+    (exit code 75: a later attempt may succeed); the run's Parquet outputs stay committed."""
+
+    exit_code = EXIT_TEMPFAIL
+
+
+def is_transient(err: psycopg.Error) -> bool:
+    """A failure a later attempt may not meet: no answer from the server at all (refused,
+    unreachable, timed out, the connection lost: no SQLSTATE), or one of the transient
+    SQLSTATE classes. A refused password (28P01) or a missing privilege is final."""
+    state = err.sqlstate
+    if state is not None:
+        return state.startswith(_TRANSIENT_SQLSTATES)
+    if not isinstance(err, psycopg.OperationalError):
+        return False
+    # A connection refused before any session carries no SQLSTATE; libpq then gives the
+    # server's own FATAL text when it answered: final (a password, a database, pg_hba), but
+    # for a server that is starting, stopping or full.
+    text = str(err)
+    return "FATAL:" not in text or any(m in text for m in _TRANSIENT_FATAL)
 
 
 @dataclass(frozen=True)
@@ -85,11 +135,18 @@ class RunKey:
     run_id: str
     job: str
     as_of: dt.date
+    #: When the run committed (its manifest's ``finished_at``): what makes a run the latest.
+    committed_at: dt.datetime | None = None
 
 
 def table_name(job: str, table: str) -> str:
     """The database table of a job's result table: ``risk`` + ``var`` -> ``risk_var``."""
     return re.sub(r"[^0-9a-z]+", "_", f"{job}_{table}".lower()).strip("_")[:63]
+
+
+def latest_view(table: str) -> str:
+    """The view of a database table's latest committed run per job and as-of date."""
+    return f"{table[: 63 - len(LATEST_SUFFIX)]}{LATEST_SUFFIX}"
 
 
 # --------------------------------------------------------------------------------------------
@@ -262,6 +319,46 @@ def ensure_table(
             )
 
 
+def ensure_runs_table(conn: psycopg.Connection[Any], schema: str) -> None:
+    """The table of loaded runs (one row per job and run id, replaced by a reload)."""
+    conn.execute(
+        sql.SQL(
+            "CREATE TABLE IF NOT EXISTS {} (run_id text NOT NULL, job text NOT NULL, "
+            "as_of date NOT NULL, committed_at timestamp with time zone, "
+            "loaded_at timestamp with time zone NOT NULL DEFAULT now(), "
+            "PRIMARY KEY (run_id, job))"
+        ).format(_qualified(schema, RUNS_TABLE))
+    )
+
+
+def ensure_latest_view(conn: psycopg.Connection[Any], schema: str, table: str) -> None:
+    """(Re)create ``<table>_latest``: the rows of the latest committed run per job and as-of
+    date. Made again on every load, so it gains the table's new columns (added last)."""
+    conn.execute(
+        sql.SQL(
+            "CREATE OR REPLACE VIEW {view} AS SELECT t.* FROM {table} t JOIN ("
+            "SELECT DISTINCT ON (job, as_of) run_id, job FROM {runs} "
+            "ORDER BY job, as_of, committed_at DESC NULLS LAST, loaded_at DESC, run_id DESC"
+            ") latest ON latest.run_id = t.run_id AND latest.job = t.job"
+        ).format(
+            view=_qualified(schema, latest_view(table)),
+            table=_qualified(schema, table),
+            runs=_qualified(schema, RUNS_TABLE),
+        )
+    )
+
+
+def _record_run(conn: psycopg.Connection[Any], schema: str, run: RunKey) -> None:
+    conn.execute(
+        sql.SQL(
+            "INSERT INTO {} (run_id, job, as_of, committed_at, loaded_at) "
+            "VALUES (%s, %s, %s, %s, now()) ON CONFLICT (run_id, job) DO UPDATE SET "
+            "as_of = EXCLUDED.as_of, committed_at = EXCLUDED.committed_at, loaded_at = now()"
+        ).format(_qualified(schema, RUNS_TABLE)),
+        (run.run_id, run.job, run.as_of, run.committed_at),
+    )
+
+
 # --------------------------------------------------------------------------------------------
 # Rows
 
@@ -331,15 +428,43 @@ def _copy(
 
 
 def load_run(
-    params: Mapping[str, str], schema: str, run: RunKey, tables: Sequence[TableLoad]
+    params: Mapping[str, str],
+    schema: str,
+    run: RunKey,
+    tables: Sequence[TableLoad],
+    *,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> LoadResult:
     """Replace the run's rows in each table's database table, all in one transaction.
 
     The tables (and the schema) are created when missing and gain the run's new columns first,
-    in a transaction of their own (DDL is idempotent). Raises :class:`SinkError` naming the
-    table on any failure, after which the database holds exactly what it held before.
+    in a transaction of their own (DDL is idempotent). A transient failure (:func:`is_transient`)
+    is tried again, :data:`LOAD_ATTEMPTS` times in all. Raises :class:`DatabaseUnavailable`
+    when the server kept failing transiently, :class:`SinkError` naming the table on any other
+    failure; after either the database holds exactly what it held before.
     """
     wires = {t.name: table_schema(t) for t in tables}  # the files' footers: fail before we connect
+    for attempt in range(1, LOAD_ATTEMPTS + 1):
+        try:
+            return _load_once(params, schema, run, tables, wires)
+        except DatabaseUnavailable as err:
+            if attempt == LOAD_ATTEMPTS:
+                raise DatabaseUnavailable(
+                    f"{err} (after {LOAD_ATTEMPTS} attempts: the run exits 75 to be tried again)"
+                ) from err.__cause__
+            delay = RETRY_DELAYS_S[min(attempt, len(RETRY_DELAYS_S)) - 1]
+            log.warning("%s; trying again in %.0f s", err, delay)
+            sleep(delay)
+    raise AssertionError("unreachable")  # the loop returns or raises
+
+
+def _load_once(
+    params: Mapping[str, str],
+    schema: str,
+    run: RunKey,
+    tables: Sequence[TableLoad],
+    wires: Mapping[str, pa.Schema],
+) -> LoadResult:
     target = describe_target(params)
     stage = f"connecting to {target}"
     t0 = time.perf_counter()
@@ -353,8 +478,10 @@ def load_run(
                 found = conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,))
                 if found.fetchone() is None:
                     conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+                ensure_runs_table(conn, schema)
                 for t in tables:
                     ensure_table(conn, schema, t, wires[t.name])
+                    ensure_latest_view(conn, schema, t.name)
             rows: dict[str, int] = {}
             with conn.transaction():
                 # Two loads of the same run wait for each other instead of colliding on the key.
@@ -364,10 +491,13 @@ def load_run(
                 for t in tables:
                     stage = f"loading {schema}.{t.name}"
                     rows[t.name] = _copy(conn, schema, t, wires[t.name], run)
+                stage = f"recording the run in {schema}.{RUNS_TABLE}"
+                _record_run(conn, schema, run)
                 stage = "committing"
     except psycopg.Error as err:
         detail = str(err).strip().replace("\n", " ")
-        raise SinkError(
+        kind = DatabaseUnavailable if is_transient(err) else SinkError
+        raise kind(
             f"database load of run {run.run_id!r} failed while {stage} ({target}): {detail}; "
             "nothing of this load was committed (the run's earlier rows, if any, are unchanged)"
         ) from err

@@ -140,6 +140,26 @@ Section = Callable[["CommittedRun"], str]
 
 
 @dataclass(frozen=True)
+class CatchUp:
+    """How ``--catch-up N`` walks back over a job's periods (sessions, months).
+
+    - ``periods(settings, options, n)``: the labels of the last ``n`` periods, oldest first,
+      ending with the one the options name (relative dates resolved against ``--today``);
+      each label is also the name of that period's run folder under the output root.
+    - ``select(settings, options, label)``: the settings and options of one period's run.
+    - ``period_of(parameters)``: the period a committed run's manifest parameters name, or None.
+
+    The options dataclass has a ``catch_up: int | None`` field (``--catch-up``).
+    """
+
+    periods: Callable[[RunSettings, Any, int], list[str]]
+    select: Callable[[RunSettings, Any, str], tuple[RunSettings, Any]]
+    period_of: Callable[[Mapping[str, Any]], str | None]
+    #: What a period is, for messages: "session", "month".
+    unit: str = "session"
+
+
+@dataclass(frozen=True)
 class JobSpec:
     """Everything about a job, declared once.
 
@@ -152,6 +172,7 @@ class JobSpec:
     - ``as_of_column``: ``(table, column)`` whose largest date is the run's as-of date when no
       option gives it (``as_of``, ``date``, ``end``).
     - ``resumable``: the job records finished pieces and skips them on a retry.
+    - ``catch_up``: the job runs every missing period of the last N (``--catch-up N``).
     """
 
     name: str
@@ -165,6 +186,7 @@ class JobSpec:
     as_of_column: tuple[str, str] | None = None
     resumable: bool = False
     sizing: Sizing = field(default_factory=Sizing)
+    catch_up: CatchUp | None = None
 
     @property
     def table_names(self) -> tuple[str, ...]:

@@ -42,6 +42,15 @@ def _run_folder(argv: Sequence[str], env: Mapping[str, str]) -> str:
     return output
 
 
+def _run_id(argv: Sequence[str], env: Mapping[str, str]) -> str | None:
+    """The run id this process ran: ``--run-id``, else the Batch job's; None when neither is
+    known (a timestamp taken when the run started)."""
+    words = [w for arg in argv for w in (shlex.split(arg) if " " in arg else [arg])]
+    if "--run-id" in words:
+        return words[words.index("--run-id") + 1]
+    return env.get("AWS_BATCH_JOB_ID", "").split("#", 1)[0] or None
+
+
 def publish_job_metrics(
     argv: Sequence[str],
     env: Mapping[str, str] = os.environ,
@@ -53,8 +62,9 @@ def publish_job_metrics(
         return None  # an MNP child: the main node reports the job
     found = RunFolder(_run_folder(argv, env)).read_manifest()
     manifest = found.to_json() if found is not None else None
-    if manifest is None:
-        return None
+    ran = _run_id(argv, env)
+    if manifest is None or (ran is not None and manifest.get("run_id") != ran):
+        return None  # nothing committed, or an earlier submission's run (published then)
     files = [f["url"] for d in manifest.get("inputs", {}).values() for f in d.get("files", [])]
     m = job_metrics(manifest, env, rows_in(files))
     line = summary_line(m, node_price(env), str(manifest.get("run_id")))

@@ -10,10 +10,12 @@ section (:mod:`.report`).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from typing import Any
 
+from analytics.errors import InputError
 from analytics.jobs.backtest.options import Options
-from analytics.jobs.contract import JobSpec, RunSettings, Sizing, Table, lazy
+from analytics.jobs.contract import CatchUp, JobSpec, RunSettings, Sizing, Table, lazy
 
 
 def _prepare(settings: RunSettings, options: Options) -> tuple[RunSettings, Options]:
@@ -28,13 +30,36 @@ def _prepare(settings: RunSettings, options: Options) -> tuple[RunSettings, Opti
     settings, options = shards.prepare(settings, options, combination_count(combos))
     if options.as_of_month is not None:
         if settings.end is not None:
-            from analytics.errors import InputError
-
             raise InputError("give either --end or --as-of-month, not both")
         today = sessions.today_from(settings.today, options.calendar)
         month = sessions.resolve_month(options.as_of_month, options.calendar, today)
         options = dataclasses.replace(options, as_of_month=month)
+    if options.shard is not None:  # a resubmitted fan-out skips the shards it committed
+        settings = shards.check_committed(settings, options)
     return settings, options
+
+
+def _months(settings: RunSettings, options: Options, count: int) -> list[str]:
+    if options.as_of_month is None or settings.end is not None:
+        raise InputError(
+            f"--catch-up {count} needs --as-of-month (YYYY-MM or previous), without --end: the "
+            "months caught up end with --as-of-month's"
+        )
+    if options.shard is not None or options.merge_shards is not None:
+        raise InputError("--catch-up runs whole months: not with --shard or --merge-shards")
+    from analytics import sessions
+
+    today = sessions.today_from(settings.today, options.calendar)
+    return sessions.last_months(options.as_of_month, count, options.calendar, today)
+
+
+def _month(settings: RunSettings, options: Options, label: str) -> tuple[RunSettings, Options]:
+    return settings, dataclasses.replace(options, as_of_month=label, catch_up=None)
+
+
+def _month_of(parameters: Mapping[str, Any]) -> str | None:
+    month = parameters.get("as_of_month")
+    return str(month) if month else None
 
 
 def _units(options: Any) -> int:
@@ -67,4 +92,5 @@ JOB = JobSpec(
     as_of_column=("equity", "date"),
     resumable=True,
     sizing=Sizing(units=_units),
+    catch_up=CatchUp(periods=_months, select=_month, period_of=_month_of, unit="month"),
 )

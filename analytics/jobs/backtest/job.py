@@ -355,8 +355,15 @@ def _merge(ctx: JobContext) -> JobResult:
     params = parameters(ctx.settings, options)
     own = {name: params[name] for name in shards.SHARED_OPTIONS if name in params}
     count = int(options.merge_shards or 0)
+    current = shards.current_inputs(ctx.settings, options)
     parts, files, summary, top_frame = shards.merge(
-        ctx.client, ctx.settings.output_url, combos, count, shards.jsonable(own), options.top
+        ctx.client,
+        ctx.settings.output_url,
+        combos,
+        count,
+        shards.jsonable(own),
+        options.top,
+        current,
     )
     print(
         f"{NAME}: merged {count} shards; top {len(top_frame)} of "

@@ -81,6 +81,13 @@ class Options:
         metavar="NAME",
         help=f"exchange calendar for relative dates (default {DEFAULT_CALENDAR})",
     )
+    catch_up: int | None = option(
+        None,
+        parse=positive_int,
+        metavar="N",
+        help="run every one of the N months ending with --as-of-month's that has no committed "
+        "run under --output (then an output root), oldest first, each into OUTPUT/YYYY-MM",
+    )
     shard: str | None = option(
         None,
         parse=shard_text,

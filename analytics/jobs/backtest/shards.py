@@ -14,12 +14,19 @@ into ``OUTPUT`` and ranks the shards' ``top/`` candidates again with
 ``N``, and ties keep grid order because shard ``I``'s combinations all precede shard ``I+1``'s.
 A rerun shard (a reclaimed Spot instance) replaces its own folder (same run id, deterministic
 part names), so nothing is counted twice.
+
+Resubmitting a fan-out (a new array job: new run ids) reruns only what is missing: a shard whose
+folder holds a committed run of the same shard with the same options and the same input file
+versions (ETag on S3, size and mtime locally) exits 0 at once (:class:`AlreadyCommitted`); one
+whose inputs changed since replaces its folder; one committed with other options is refused. The
+merge refuses shards that read other input file versions than the current ones, naming them.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -28,16 +35,19 @@ import pyarrow.parquet as pq
 from dask.delayed import delayed
 from distributed import Client
 
-from analytics.data.datasets import DataFile
+from analytics.data.datasets import DataFile, Selection, list_files
 from analytics.data.storage import join, open_fs
-from analytics.errors import InputError
+from analytics.errors import AlreadyCommitted, InputError
 from analytics.jobs.backtest import portfolio
 from analytics.jobs.backtest.options import Options
 from analytics.jobs.backtest.strategies._base import Combos
 from analytics.jobs.backtest.sweep import RESULTS
 from analytics.jobs.contract import RunSettings
 from analytics.run.folder import RunFolder, WrittenPart, part_name, shard_index, shard_url
+from analytics.run.manifest import Manifest
 from analytics.run.manifest import jsonable as _jsonable
+
+log = logging.getLogger(__name__)
 
 #: Tables copied part by part; ``top/`` and ``equity/`` are ranked again.
 COPIED = (RESULTS, portfolio.SUMMARY)
@@ -77,6 +87,68 @@ def prepare(settings: RunSettings, options: Options, total: int) -> tuple[RunSet
     )
 
 
+def current_inputs(settings: RunSettings, options: Options) -> dict[str, str]:
+    """The prices files a run of these settings reads, by URL, with their versions (the
+    listing's pruning is by partition, so ``--as-of-month``'s month end stands for the last
+    trading day the job finds in it)."""
+    import calendar
+    import datetime as dt
+
+    end = settings.end
+    if options.as_of_month is not None:
+        month = dt.datetime.strptime(options.as_of_month, "%Y-%m").date()
+        end = month.replace(day=calendar.monthrange(month.year, month.month)[1])
+    sel = Selection(settings.start, end, settings.symbols)
+    return {f.url: f.version for f in list_files(settings.input_url, "prices", sel)}
+
+
+def _recorded_inputs(manifest: Manifest) -> dict[str, str]:
+    prices = manifest.inputs.get("prices")
+    return {f.url: f.version for f in (prices.files if prices else ())}
+
+
+def _changed(recorded: Mapping[str, str], current: Mapping[str, str]) -> list[str]:
+    """The files added, removed or rewritten between two listings, in name order."""
+    return sorted(u for u in {*recorded, *current} if recorded.get(u) != current.get(u))
+
+
+def check_committed(settings: RunSettings, options: Options) -> RunSettings:
+    """A shard's run, before anything runs: exit 0 when its folder already holds this shard
+    committed with the same options and input versions; replace a committed shard whose inputs
+    changed since. Returns the settings to run with.
+
+    Raises
+    ------
+    AlreadyCommitted
+        The shard is committed with the same options and inputs (exit 0: nothing to redo).
+    """
+    from analytics.run.execute import parameters
+
+    folder = RunFolder(settings.output_url)
+    found = folder.read_manifest()
+    if found is None or found.job != "backtest" or found.parameters.get("shard") != options.shard:
+        return settings
+    own = jsonable(parameters(settings, options))
+    differ = [n for n in SHARED_OPTIONS if found.parameters.get(n) != own.get(n)]
+    if differ:
+        return settings  # the folder's own check refuses it, naming the run (or --overwrite)
+    changed = _changed(_recorded_inputs(found), current_inputs(settings, options))
+    if not changed:
+        raise AlreadyCommitted(
+            f"shard {options.shard} is already committed in {folder.url} (run "
+            f"{found.run_id}) with the same options and input files"
+        )
+    log.info(
+        "shard %s in %s (run %s) read other input versions (%d changed, e.g. %s): replacing it",
+        options.shard,
+        folder.url,
+        found.run_id,
+        len(changed),
+        changed[0],
+    )
+    return dataclasses.replace(settings, overwrite=True)
+
+
 def shard_slice(total: int, index: int, count: int) -> slice:
     """Shard ``index`` of ``count``: a contiguous slice of ``total`` combinations (balanced)."""
     return slice(index * total // count, (index + 1) * total // count)
@@ -96,16 +168,26 @@ def jsonable(values: Mapping[str, Any]) -> dict[str, Any]:
     return loaded
 
 
-def _shard_manifest(output_url: str, index: int, count: int) -> dict[str, Any]:
+def _shard_manifest(output_url: str, index: int, count: int) -> Manifest:
     url = shard_url(output_url, index, count)
     found = RunFolder(url).read_manifest()
-    manifest = found.to_json() if found is not None else None
-    if manifest is None:
+    if found is None:
         raise InputError(
             f"shard {index} of {count} has not committed (no manifest in {url}): rerun it, "
             "then the merge"
         )
-    return manifest
+    return found
+
+
+def _check_inputs(manifests: Sequence[Manifest], current: Mapping[str, str]) -> None:
+    stale = [(i, _changed(_recorded_inputs(m), current)) for i, m in enumerate(manifests)]
+    stale = [(i, changed) for i, changed in stale if changed]
+    if stale:
+        listed = "; ".join(f"shard {i}: {len(c)} file(s), e.g. {c[0]}" for i, c in stale)
+        raise InputError(
+            f"{len(stale)} shard(s) read other input file versions than the current ones "
+            f"({listed}): resubmit the fan-out (only those shards run again), then the merge"
+        )
 
 
 def _check_same(manifests: Sequence[dict[str, Any]], own: Mapping[str, Any]) -> None:
@@ -150,18 +232,28 @@ def _candidates(
 
 
 def merge(
-    client: Client, output_url: str, combos: Combos, count: int, own: Mapping[str, Any], top: int
+    client: Client,
+    output_url: str,
+    combos: Combos,
+    count: int,
+    own: Mapping[str, Any],
+    top: int,
+    current: Mapping[str, str],
 ) -> tuple[list[WrittenPart], list[DataFile], dict[str, Any], Any]:
-    """Combine ``count`` committed shards into ``output_url``'s tables.
+    """Combine ``count`` committed shards into ``output_url``'s tables; ``current`` is the
+    input files' versions now (:func:`current_inputs`).
 
     Returns the written parts, the input files, the run summary and the top frame.
 
     Raises
     ------
     InputError
-        When a shard has not committed, or ran with other options than the merge.
+        When a shard has not committed, ran with other options than the merge, or read other
+        input file versions than ``current``.
     """
-    manifests = [_shard_manifest(output_url, i, count) for i in range(count)]
+    found = [_shard_manifest(output_url, i, count) for i in range(count)]
+    _check_inputs(found, current)
+    manifests = [m.to_json() for m in found]
     _check_same(manifests, own)
     copies = []
     index = dict.fromkeys(COPIED, 0)
@@ -180,9 +272,7 @@ def merge(
             raise InputError(f"shard {i} has another calendar than shard 0: rerun it")
     ranked, frame = portfolio.top_task(output_url, combos, days, [c for c, _ in picked], top)
     first = manifests[0]
-    inputs = [
-        DataFile(f["url"], int(f["bytes"])) for f in first["inputs"].get("prices", {})["files"]
-    ]
+    inputs = [DataFile(f.url, f.bytes, version=f.version) for f in found[0].inputs["prices"].files]
     summary = dict(first["summary"])
     for key in ("combinations", "combination_chunks", "tasks"):
         summary[key] = sum(int(m["summary"][key]) for m in manifests)

@@ -7,7 +7,7 @@ per-order columns and summaries are :mod:`.tables`.
 from __future__ import annotations
 
 from analytics.jobs.contract import JobSpec, Table, lazy
-from analytics.jobs.tca import DateOptions, prepare_dates
+from analytics.jobs.tca import SESSIONS, DateOptions, prepare_dates
 
 JOB = JobSpec(
     name="execution-report",
@@ -23,5 +23,6 @@ JOB = JobSpec(
     run=lazy("analytics.jobs.execution_report.job", "run"),
     prepare=prepare_dates,
     report=lazy("analytics.jobs.tca.report", "execution_section"),
+    catch_up=SESSIONS,
     as_of_column=("orders", "date"),
 )

@@ -9,11 +9,13 @@ table schemas (:mod:`.tables`).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from analytics.errors import InputError
-from analytics.jobs.contract import JobSpec, RunSettings, Table, lazy
-from analytics.options import option, relative_date
+from analytics.jobs.contract import CatchUp, JobSpec, RunSettings, Table, lazy
+from analytics.options import option, positive_int, relative_date
 
 DEFAULT_CALENDAR = "XNYS"
 
@@ -34,9 +36,43 @@ class DateOptions:
         metavar="NAME",
         help=f"exchange calendar for relative dates (default {DEFAULT_CALENDAR})",
     )
+    catch_up: int | None = option(
+        None,
+        parse=positive_int,
+        metavar="N",
+        help="run every one of the N sessions ending with --date's that has no committed run "
+        "under --output (then an output root), oldest first, each into OUTPUT/YYYY-MM-DD",
+    )
 
 
 Options = DateOptions
+
+
+def _sessions(settings: RunSettings, options: DateOptions, count: int) -> list[str]:
+    if options.date is None or settings.start or settings.end:
+        raise InputError(
+            f"--catch-up {count} needs --date (a date or previous-session), without "
+            "--start/--end: the sessions caught up end with --date's"
+        )
+    from analytics.sessions import last_sessions, today_from
+
+    today = today_from(settings.today, options.calendar)
+    return [d.isoformat() for d in last_sessions(options.date, count, options.calendar, today)]
+
+
+def _session(
+    settings: RunSettings, options: DateOptions, label: str
+) -> tuple[RunSettings, DateOptions]:
+    return settings, dataclasses.replace(options, date=label, catch_up=None)
+
+
+def _session_of(parameters: Mapping[str, Any]) -> str | None:
+    start, end = parameters.get("start"), parameters.get("end")
+    return str(start) if start and start == end else None
+
+
+#: ``--catch-up N`` of a TCA-style job: one run per session, ``OUTPUT/YYYY-MM-DD``.
+SESSIONS = CatchUp(periods=_sessions, select=_session, period_of=_session_of)
 
 
 def prepare_dates(settings: RunSettings, options: DateOptions) -> tuple[RunSettings, DateOptions]:
@@ -72,4 +108,5 @@ JOB = JobSpec(
     prepare=prepare_dates,
     report=lazy("analytics.jobs.tca.report", "tca_section"),
     as_of_column=("orders", "date"),
+    catch_up=SESSIONS,
 )
