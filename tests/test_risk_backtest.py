@@ -6,18 +6,23 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import shutil
+from pathlib import Path
 from statistics import NormalDist
 
 import numpy as np
 import pandas as pd
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import pytest
 
 from analytics.jobs.risk import backtest as bt
 from analytics.jobs.risk import kernel as rk
 from analytics.jobs.risk import options
 from analytics.jobs.risk.job import coverage_rows, portfolio_risk
-from analytics.jobs.risk.stress import stress_returns
+from analytics.jobs.risk.stress import stress_gaps, stress_returns
 from analytics.stats import var as sv
+from tests.conftest import run_cli
 from tests.test_stats_var import _ewma_loop, _fhs_loop
 
 LAM = 0.94
@@ -324,3 +329,55 @@ def test_the_normal_models_from_the_pnl_equal_the_covariance_matrices(seed: int)
         assert risks["parametric", c].es == pytest.approx(sample.es, rel=1e-10)
         assert risks["ewma", c].var == pytest.approx(ewma.var, rel=1e-10)
         assert risks["ewma", c].es == pytest.approx(ewma.es, rel=1e-10)
+
+
+def test_stress_gaps_name_the_holdings_the_window_covers_thinly() -> None:
+    # Sessions 2008-08-29 .. 2008-09-05 (5 returns in the window 09-01 .. 09-05 after the first
+    # close): A trades every day; B lists on 09-03 (returns on 09-04 and 09-05 only: 2 of 5);
+    # C has no price in the window at all.
+    dates = pd.to_datetime(
+        ["2008-08-29", "2008-09-01", "2008-09-02", "2008-09-03", "2008-09-04", "2008-09-05"]
+    )
+    closes = pd.DataFrame(
+        {"A": [10.0, 10.1, 10.2, 10.1, 10.3, 10.4], "B": [np.nan] * 3 + [5.0, 5.1, 5.2]},
+        index=dates,
+    )
+    window = (dt.date(2008, 9, 1), dt.date(2008, 9, 5))
+    assert stress_gaps(closes, window, ["A", "B", "C"], 0.9) == ["B", "C"]
+    assert stress_gaps(closes, window, ["A", "B", "C"], 0.4) == ["C"]  # B: 2/5 = 0.4, not below
+
+
+def test_duplicate_positions_on_a_backtest_day_are_an_error(
+    market: Path, tmp_path: Path, scheduler: str
+) -> None:
+    # The market copied, with one positions row of an earlier session written again in a second
+    # file: the backtest would sum it twice into that day's exposure.
+    data = tmp_path / "data"
+    shutil.copytree(market, data)
+    first = sorted((data / "positions").rglob("*.parquet"))[0]
+    table = pq.read_table(first)
+    dates = sorted(set(table.column("date").to_pylist()))
+    row = table.filter(pc.equal(table.column("date"), dates[-5])).slice(0, 1)
+    pq.write_table(row, first.parent / "zz-extra.parquet")
+    as_of = dates[-1]
+    done = run_cli(
+        [
+            "risk",
+            "--input",
+            str(data),
+            "--output",
+            str(tmp_path / "out"),
+            "--scheduler",
+            scheduler,
+            "--as-of",
+            str(as_of),
+            "--backtest-days",
+            "10",
+            "--lookback-days",
+            "60",
+        ]
+    )
+    assert done.code == 2, done.stderr
+    # The key, the dataset and the duplicated day are named.
+    assert "'positions'" in done.stderr and "date, portfolio, symbol" in done.stderr
+    assert str(dates[-5]) in done.stderr

@@ -260,3 +260,31 @@ def test_scaled_zones_flip_where_scipy_cumulative_crosses(n_days: int, confidenc
         cdf[: red + 2],
         rtol=1e-10,
     )
+
+
+def test_fhs_leaves_gaps_out_of_the_filter() -> None:
+    # One holding, daily vol 1.5 %, 60 days: halted on days 30-44 (zero returns standing for no
+    # price), then a -8 % gap on day 45. The independent loop: sigma^2 seeded with the sample
+    # variance of days 1-20, updated only on days with a return, carried through the halt.
+    rng = np.random.default_rng(3)
+    r = rng.normal(0, 0.015, (60, 1))
+    seen = np.ones((60, 1), dtype=bool)
+    r[29:44] = 0.0
+    seen[29:44] = False
+    r[44] = -0.08
+    lam = 0.94
+    var = [float(np.var(r[:20, 0], ddof=1))]
+    for s in range(20, 60):
+        var.append(lam * var[-1] + (1 - lam) * r[s, 0] ** 2 if seen[s, 0] else var[-1])
+    sigma = np.sqrt(var)
+    expected = r[20:, 0] * sigma[-1] / sigma[:-1]
+    got = sv.fhs_returns(r, lam=lam, observed=seen)[:, 0]
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=0)
+    # Without the mask the halt shrinks sigma (15 days of lam^15 = 0.40 decay), so the gap is
+    # blown up by about 1/sqrt(0.40) = 1.6x more than the filtered scenario.
+    unmasked = sv.fhs_returns(r, lam=lam)[:, 0]
+    assert unmasked[44 - 20] < 1.4 * got[44 - 20] < 0
+    # With every day observed the mask changes nothing.
+    np.testing.assert_allclose(
+        sv.fhs_returns(r, lam=lam, observed=np.ones_like(seen)), sv.fhs_returns(r, lam=lam)
+    )

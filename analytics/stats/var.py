@@ -66,13 +66,26 @@ def ewma_covariance(returns: Array, *, lam: float = RISKMETRICS_LAMBDA) -> Array
     return np.asarray(cov, dtype=np.float64)
 
 
-def ewma_variances(returns: Array, *, lam: float = RISKMETRICS_LAMBDA) -> Array:
+def ewma_variances(
+    returns: Array,
+    *,
+    lam: float = RISKMETRICS_LAMBDA,
+    observed: npt.NDArray[np.bool_] | None = None,
+) -> Array:
     """Each column's variance forecasts ``sigma^2_s`` for days ``s = 21..N+1`` (``N - 19`` rows).
 
     ``sigma^2_21`` is the sample variance (ddof=1) of days 1-20;
     ``sigma^2_(s+1) = lam * sigma^2_s + (1 - lam) * r_s^2``. Raises ``ValueError`` under 20 days.
+
+    ``observed`` (same shape, True where the column has a real return) leaves the gaps out: the
+    seed is the variance of the observed returns of days 1-20 (NaN under 2 of them) and a gap
+    day carries ``sigma^2`` forward unchanged. Without it the zero returns that stand for a halt
+    or the days before a listing would shrink ``sigma`` towards 0, and the next real return,
+    divided by it, would become an extreme scenario.
     """
     _check_seed(returns, lam)
+    if observed is not None and not np.all(observed):
+        return _ewma_variances_with_gaps(returns, lam, np.asarray(observed, dtype=bool))
     squares = returns[SEED_DAYS:] ** 2
     out = np.empty((squares.shape[0] + 1, returns.shape[1]), dtype=np.float64)
     out[0] = np.var(returns[:SEED_DAYS], axis=0, ddof=1)
@@ -90,18 +103,37 @@ def ewma_variances(returns: Array, *, lam: float = RISKMETRICS_LAMBDA) -> Array:
     return out
 
 
-def fhs_returns(returns: Array, *, lam: float = RISKMETRICS_LAMBDA) -> Array:
+def _ewma_variances_with_gaps(returns: Array, lam: float, observed: npt.NDArray[np.bool_]) -> Array:
+    seed_r = np.where(observed[:SEED_DAYS], returns[:SEED_DAYS], np.nan)
+    count = observed[:SEED_DAYS].sum(axis=0)
+    out = np.empty((returns.shape[0] - SEED_DAYS + 1, returns.shape[1]), dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out[0] = np.where(count >= 2, np.nanvar(seed_r, axis=0, ddof=1), np.nan)
+    for i, s in enumerate(range(SEED_DAYS, returns.shape[0])):
+        updated = lam * out[i] + (1.0 - lam) * returns[s] ** 2
+        out[i + 1] = np.where(observed[s], updated, out[i])
+    return out
+
+
+def fhs_returns(
+    returns: Array,
+    *,
+    lam: float = RISKMETRICS_LAMBDA,
+    observed: npt.NDArray[np.bool_] | None = None,
+) -> Array:
     """Filtered historical simulation: the ``N - 20`` rescaled scenarios of days ``21..N``.
 
     The scenario of day ``s`` is ``r_s * sigma_(N+1) / sigma_s`` per column, with the variances
     of :func:`ewma_variances` (each day's return put on today's volatility). A column whose
-    ``sigma_s`` is 0 keeps its raw return on day ``s``. Raises ``ValueError`` under 20 days.
+    ``sigma_s`` is 0 or unknown keeps its raw return on day ``s`` (with ``observed``, a gap day's
+    return is its raw 0). Raises ``ValueError`` under 20 days.
     """
-    sigma = np.sqrt(ewma_variances(returns, lam=lam))
+    sigma = np.sqrt(ewma_variances(returns, lam=lam, observed=observed))
     past, today = sigma[:-1], sigma[-1]
     with np.errstate(divide="ignore", invalid="ignore"):
         scaled = returns[SEED_DAYS:] * (today / past)
-    return np.asarray(np.where(past > 0.0, scaled, returns[SEED_DAYS:]), dtype=np.float64)
+    usable = (past > 0.0) & np.isfinite(scaled)
+    return np.asarray(np.where(usable, scaled, returns[SEED_DAYS:]), dtype=np.float64)
 
 
 def component_es(returns: Array, exposures: Array, var: float) -> Array:

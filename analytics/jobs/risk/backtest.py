@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from analytics.jobs.risk import kernel as rk
@@ -67,6 +68,9 @@ class BacktestChunk:
     returns: Array
     realised_rows: tuple[int, ...]
     exposures: Array
+    #: True where a holding has a real return (same shape as ``returns``): FHS filters only
+    #: those; None: every return is real.
+    observed: npt.NDArray[np.bool_] | None = None
 
 
 def backtest_day(
@@ -77,10 +81,11 @@ def backtest_day(
     confidences: Sequence[float],
     *,
     lam: float,
+    observed: npt.NDArray[np.bool_] | None = None,
 ) -> tuple[float, dict[tuple[str, float], float]]:
     """The realised P&L ``realised @ exposures`` and each (method, confidence) one-day VaR of
-    ``exposures`` over the scenario returns ``window``."""
-    risks = rk.model_risks(methods, window, exposures, confidences, lam=lam)
+    ``exposures`` over the scenario returns ``window`` (``observed``: where they are real)."""
+    risks = rk.model_risks(methods, window, exposures, confidences, lam=lam, observed=observed)
     return float(realised @ exposures), {key: risk.var for key, risk in risks.items()}
 
 
@@ -95,9 +100,11 @@ def backtest_chunk(
     """The ``var_exceptions`` rows of one chunk (runs in a Dask task)."""
     rows: list[tuple[Any, ...]] = []
     for date, row, exposures in zip(chunk.dates, chunk.realised_rows, chunk.exposures, strict=True):
-        window = chunk.returns[max(0, row - lookback) : row]
+        low = max(0, row - lookback)
+        window = chunk.returns[low:row]
+        seen = chunk.observed[low:row] if chunk.observed is not None else None
         pnl, var = backtest_day(
-            window, exposures, chunk.returns[row], methods, confidences, lam=lam
+            window, exposures, chunk.returns[row], methods, confidences, lam=lam, observed=seen
         )
         rows += [(chunk.portfolio, m, c, date, pnl, v, -pnl > v) for (m, c), v in var.items()]
     return pd.DataFrame(rows, columns=list(EXCEPTION_COLUMNS))
@@ -112,6 +119,7 @@ def plan_chunks(
     lookback: int,
     min_days: int,
     chunk_days: int = CHUNK_DAYS,
+    observed: npt.NDArray[np.bool_] | None = None,
 ) -> list[BacktestChunk]:
     """The chunks of the last ``days`` sessions of ``closes`` (rows: sessions, oldest first;
     columns: symbols) that have at least ``min_days`` returns before them. ``returns`` is
@@ -151,6 +159,11 @@ def plan_chunks(
                     returns=np.ascontiguousarray(returns[low : js[-1], cols]),
                     realised_rows=tuple(int(j) - 1 - low for j in js),
                     exposures=np.nan_to_num(q[:, held] * filled[js[:, None] - 1, cols[None, :]]),
+                    observed=(
+                        np.ascontiguousarray(observed[low : js[-1], cols])
+                        if observed is not None
+                        else None
+                    ),
                 )
             )
     return chunks

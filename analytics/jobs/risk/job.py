@@ -66,6 +66,7 @@ def portfolio_risk(
     methods: tuple[str, ...] = ("historical", "parametric"),
     lam: float = sv.RISKMETRICS_LAMBDA,
     stressed: pd.DataFrame | None = None,
+    observed: pd.DataFrame | None = None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The ``var`` rows and ``contributions`` rows of one portfolio.
 
@@ -79,7 +80,8 @@ def portfolio_risk(
     returns = scenarios[symbols].to_numpy(dtype=np.float64)
     pnl = returns @ exposures
     net, gross = float(exposures.sum()), float(np.abs(exposures).sum())
-    risks = rk.model_risks(methods, returns, exposures, confidences, lam=lam)
+    seen = observed[symbols].to_numpy(dtype=bool) if observed is not None else None
+    risks = rk.model_risks(methods, returns, exposures, confidences, lam=lam, observed=seen)
     if stressed is not None:
         stress = rk.model_risks(
             ("historical",), stressed[symbols].to_numpy(np.float64), exposures, confidences, lam=lam
@@ -190,7 +192,8 @@ def run(ctx: JobContext) -> JobResult:
         raise InputError(
             f"no positions on the as-of date {as_of}", dataset="positions", column="date"
         )
-    check_unique(all_positions, dataset("positions"), "positions on " + str(as_of))
+    # Every snapshot read (the VaR backtest uses each of them), not only the as-of date's.
+    check_unique(history, dataset("positions"), f"positions {pos_start} .. {as_of}")
     positions = all_positions[all_positions["quantity"] != 0]
     held = tuple(sorted(history.loc[history["quantity"] != 0, "symbol"].astype(str).unique()))
 
@@ -242,7 +245,7 @@ def run(ctx: JobContext) -> JobResult:
             as_of,
             args.lookback_days,
         )
-    stress_window, stressed, stress_files = stressed_returns(
+    stress_window, stressed, stress_files, stress_thin = stressed_returns(
         client, settings, args, sorted(today), on_bad_rows
     )
 
@@ -267,6 +270,7 @@ def run(ctx: JobContext) -> JobResult:
             methods=methods,
             lam=lam,
             stressed=stressed,
+            observed=observed,
         )
         var_rows += v
         contrib_rows += c
@@ -315,6 +319,7 @@ def run(ctx: JobContext) -> JobResult:
             "scenario_end": returns.index[-1].date(),
             "stress_window": [str(d) for d in stress_window] if stress_window else None,
             "stress_scenarios": len(stressed) if stressed is not None else 0,
+            "stress_thin_coverage": stress_thin,
             "backtest_days": int(exceptions["date"].nunique()),
             "coverage_flagged": flagged,
             "skipped_rows": skipped_rows(client, pos_sel, sel),
@@ -338,7 +343,13 @@ def _backtest(
     if not days:
         return empty
     chunks = bt.plan_chunks(
-        history, closes, returns, days=days, lookback=args.lookback_days, min_days=min_days
+        history,
+        closes,
+        returns,
+        days=days,
+        lookback=args.lookback_days,
+        min_days=min_days,
+        observed=rk.has_return(closes.to_numpy(dtype=np.float64)),
     )
     futures = client.map(
         bt.backtest_chunk,

@@ -79,13 +79,15 @@ def model_risks(
     confidences: Iterable[float],
     *,
     lam: float,
+    observed: npt.NDArray[np.bool_] | None = None,
 ) -> dict[tuple[str, float], TailRisk]:
     """One-day VaR / ES of ``exposures`` under each method and confidence, over ``returns``
     (rows: scenario days, columns: the holdings): ``historical`` (quantile of ``returns @ w``),
     ``parametric`` (normal with the sample covariance), ``ewma`` (normal with
     :func:`~analytics.stats.var.ewma_covariance`), ``fhs`` (historical over
     :func:`~analytics.stats.var.fhs_returns`; NaN over exactly 20 days, which leave it no
-    scenario). An empty book has no risk (0, 0).
+    scenario; ``observed``, True where a holding has a real return, keeps the zero returns of
+    its gaps out of the filtering). An empty book has no risk (0, 0).
 
     The normal models need only the portfolio's variance, ``w' S w``, which is the variance of
     the P&L series ``pnl = returns @ w`` under the same estimator (the sample variance, or the
@@ -105,7 +107,8 @@ def model_risks(
         elif method == "historical":
             risks = historicals(pnl, confidences)
         elif method == "fhs":
-            risks = historicals(sv.fhs_returns(returns, lam=lam) @ exposures, confidences)
+            scenarios = sv.fhs_returns(returns, lam=lam, observed=observed)
+            risks = historicals(scenarios @ exposures, confidences)
         else:
             variance = (
                 float(np.var(pnl, ddof=1))

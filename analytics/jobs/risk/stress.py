@@ -8,6 +8,7 @@ previous close in the data, so the first session of the window has its move.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from typing import Any
 
 import numpy as np
@@ -21,6 +22,8 @@ from analytics.jobs.contract import RunSettings
 from analytics.jobs.risk import kernel as rk
 from analytics.jobs.risk.options import DEFAULT_STRESS_WINDOW, Options
 from analytics.run.display import wait_with_progress
+
+log = logging.getLogger(__name__)
 
 
 def stress_returns(closes: pd.DataFrame, window: tuple[dt.date, dt.date]) -> pd.DataFrame | None:
@@ -38,20 +41,38 @@ def stress_returns(closes: pd.DataFrame, window: tuple[dt.date, dt.date]) -> pd.
     return inside if len(inside) else None
 
 
+def stress_gaps(
+    closes: pd.DataFrame, window: tuple[dt.date, dt.date], symbols: list[str], minimum: float
+) -> list[str]:
+    """The holdings with a real return on fewer than ``minimum`` of the window's sessions (no
+    prices there at all, a listing inside it, a halt): their missing days are 0 returns, so the
+    stressed VaR understates their risk; the run names them."""
+    start, end = (pd.Timestamp(d) for d in window)
+    seen = pd.DataFrame(
+        rk.has_return(closes.to_numpy(dtype=np.float64)),
+        index=closes.index[1:],
+        columns=closes.columns.astype(str),
+    )
+    inside = seen[(seen.index >= start) & (seen.index <= end)]
+    share = inside.mean(axis=0) if len(inside) else pd.Series(dtype=float)
+    return [s for s in symbols if float(share.get(s, 0.0)) < minimum]
+
+
 def stressed_returns(
     client: Client,
     settings: RunSettings,
     args: Options,
     symbols: list[str],
     on_bad_rows: str,
-) -> tuple[tuple[dt.date, ...], pd.DataFrame | None, list[Any]]:
-    """The stress window, its returns (one column per symbol) and the files read. The
-    default window is used only when the data covers it; a window asked for must be."""
+) -> tuple[tuple[dt.date, ...], pd.DataFrame | None, list[Any], list[str]]:
+    """The stress window, its returns (one column per symbol), the files read and the holdings
+    it covers thinly (:func:`stress_gaps`). The default window is used only when the data
+    covers it; a window asked for must be."""
     asked = args.stress_window
     window = DEFAULT_STRESS_WINDOW if asked is None else asked
     # (The options refuse a window asked for that ends after --as-of.)
     if not window or not symbols or args.as_of < window[1]:
-        return (), None, []
+        return (), None, [], []
     start, end = window[0], window[1]
     sel = with_bad_rows(Selection(start - dt.timedelta(days=10), end, tuple(symbols)), on_bad_rows)
     try:
@@ -61,7 +82,7 @@ def stressed_returns(
     except InputError as err:
         if asked:
             raise InputError(f"--stress-window {start}:{end}: {err}") from err
-        return (), None, []
+        return (), None, [], []
     future = client.compute(frame)
     wait_with_progress([future], "risk: stress prices")
     prices: pd.DataFrame = future.result()
@@ -76,6 +97,15 @@ def stressed_returns(
                 "or none in the window",
                 dataset="prices",
             )
-        return (), None, []
+        return (), None, [], []
+    thin = stress_gaps(closes, (start, end), symbols, args.min_coverage)
+    if thin:
+        log.warning(
+            "stressed VaR: %d holding(s) have a return on fewer than %.0f%% of the stress "
+            "window's sessions and count as 0 on the others (understated): %s",
+            len(thin),
+            100 * args.min_coverage,
+            thin[:20],
+        )
     returns = returns.reindex(columns=symbols, fill_value=0.0)
-    return (start, end), returns, files
+    return (start, end), returns, files, thin
