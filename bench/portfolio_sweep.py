@@ -4,8 +4,9 @@ The issue's case: 500 symbols x 10 years of generated daily prices (every listed
 every session; some list inside the range) x 100 combinations of ``xs-momentum`` (lookback 5 x
 skip 2 x quantile 2 x rebalance 5), long only, next-open fills, zero costs.
 
-- The kernel: ``analytics.portfolio.simulate`` once over all 100 combinations (one process, one
-  core, one BLAS thread, the panel already built), scores and selection included.
+- The kernel: ``analytics.jobs.portfolio_backtest.simulate`` once over all 100 combinations
+  (one process, one core, one BLAS thread, the panel already built), scores and selection
+  included.
 - vectorbt, warm (numba compiled by a first call, not timed), pinned to the same core:
   ``Portfolio.from_orders(size_type="targetpercent", cash_sharing=True, call_seq="auto")`` and
   ``value()`` per combination, given the kernel's target weights on the fill days (building them
@@ -44,10 +45,10 @@ import numpy as np
 
 from analytics.generate.calendar import trading_days
 from analytics.generate.daily import initial_state, make_universe, simulate_year
-from analytics.portfolio import Panel, Rules, simulate
-from analytics.portfolio.scores import SCORE_PARAMS, decide, first_eligible
-from analytics.portfolio.selection import target_weights
-from analytics.portfolio.simulate import rebalance_schedule
+from analytics.jobs.portfolio_backtest.kernel import Panel, Rules, simulate
+from analytics.jobs.portfolio_backtest.scores import SCORE_PARAMS, decide, first_eligible
+from analytics.jobs.portfolio_backtest.selection import target_weights
+from analytics.jobs.portfolio_backtest.simulate import rebalance_schedule
 
 TOLERANCE = 1e-9
 GRID = {

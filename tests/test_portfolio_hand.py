@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from analytics.errors import InputError
-from analytics.portfolio import Panel, Rules, panel_from_rows, simulate
-from analytics.portfolio.scores import decide, first_eligible
-from analytics.portfolio.selection import long_count, target_weights
+from analytics.jobs.portfolio_backtest.kernel import Panel, Rules, panel_from_rows, simulate
+from analytics.jobs.portfolio_backtest.scores import decide, first_eligible
+from analytics.jobs.portfolio_backtest.selection import long_count, target_weights
 
 NAN = float("nan")
 

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from analytics.generate.calendar import trading_days
 from analytics.generate.daily import initial_state, make_universe, simulate_year
-from analytics.portfolio import Panel, Rules, simulate
+from analytics.jobs.portfolio_backtest.kernel import Panel, Rules, simulate
 from tests.test_portfolio_vectorbt import reference_orders, stdev
 
 COMBOS: Mapping[str, list[dict[str, float]]] = {

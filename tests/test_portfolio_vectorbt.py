@@ -27,7 +27,7 @@ from skfolio import datasets as skfolio_datasets
 
 from analytics.generate.calendar import trading_days
 from analytics.generate.daily import initial_state, make_universe, simulate_year
-from analytics.portfolio import Panel, Rules, simulate
+from analytics.jobs.portfolio_backtest.kernel import Panel, Rules, simulate
 
 # vectorbt's numba compilation and day loops dominate: outside the fast lane.
 pytestmark = pytest.mark.slow

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from analytics.portfolio.panel import FloatArray, IntArray
-from analytics.portfolio.scores import Rules
+from analytics.jobs.portfolio_backtest.panel import FloatArray, IntArray
+from analytics.jobs.portfolio_backtest.scores import Rules
 
 #: Digits q x n is rounded to before its ceiling, so that 0.1 x 30 (3.0000000000000004 in
 #: binary floating point) selects 3 names, as the decimal grid value means.

@@ -14,7 +14,7 @@ from typing import Final, Literal
 import numpy as np
 
 from analytics.errors import InputError
-from analytics.portfolio.panel import FloatArray, IntArray, Panel
+from analytics.jobs.portfolio_backtest.panel import FloatArray, IntArray, Panel
 
 #: Rows of history behind --min-adv, the inverse-vol weights and the impact's sigma and ADV.
 VOL_ROWS: Final = 20

@@ -22,15 +22,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from analytics.constants import TRADING_DAYS_PER_YEAR
-from analytics.portfolio.panel import FloatArray, IntArray, Panel
-from analytics.portfolio.scores import (
+from analytics.jobs.portfolio_backtest.panel import FloatArray, IntArray, Panel
+from analytics.jobs.portfolio_backtest.scores import (
     SCORE_PARAMS,
     Rules,
     check_params,
     decide,
     first_eligible,
 )
-from analytics.portfolio.selection import long_count, rankings, weights_from_ranks
+from analytics.jobs.portfolio_backtest.selection import long_count, rankings, weights_from_ranks
 
 #: The starting capital; costs are reported over it.
 INITIAL_CAPITAL = 1.0

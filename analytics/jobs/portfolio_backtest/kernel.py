@@ -14,8 +14,8 @@ Conventions where the issue leaves room (tests/test_portfolio_hand.py and _refer
   sales (a short bought back at its last close pays no borrow that day).
 """
 
-from analytics.portfolio.panel import Panel, panel_from_rows
-from analytics.portfolio.scores import DEFAULTS, Rules
-from analytics.portfolio.simulate import Holdings, Run, simulate
+from analytics.jobs.portfolio_backtest.panel import Panel, panel_from_rows
+from analytics.jobs.portfolio_backtest.scores import DEFAULTS, Rules
+from analytics.jobs.portfolio_backtest.simulate import Holdings, Run, simulate
 
 __all__ = ["DEFAULTS", "Holdings", "Panel", "Rules", "Run", "panel_from_rows", "simulate"]
