@@ -9,17 +9,33 @@ from __future__ import annotations
 
 import argparse
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import cast
+from typing import Protocol, cast
 
 import numpy as np
+import numpy.typing as npt
 
 from analytics.errors import InputError
-from analytics.jobs.backtest.strategies import Strategy
-from analytics.jobs.backtest.strategies._base import Combos, Values
+from analytics.jobs.backtest.strategies._base import Combos, Param, Values
 
 #: The largest sweep accepted (after the constraint filter is applied, the product before it).
 MAX_COMBINATIONS = 1_000_000
+
+
+class Family(Protocol):
+    """What a grid is built for: a named family of rules with typed parameters (backtest's
+    strategies, portfolio-backtest's)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def params(self) -> tuple[Param, ...]: ...
+    @property
+    def constraint(self) -> Callable[[Combos], npt.NDArray[np.bool_]] | None: ...
+    @property
+    def constraint_text(self) -> str: ...
+    def param(self, name: str) -> Param: ...
 
 
 @dataclass(frozen=True)
@@ -92,7 +108,7 @@ def grid_option(text: str) -> str:
     return text
 
 
-def _typed(strategy: Strategy, spec: GridSpec) -> Values:
+def _typed(strategy: Family, spec: GridSpec) -> Values:
     param = strategy.param(spec.name)
     values = np.asarray(spec.values, dtype=np.float64)
     if param.kind is int:
@@ -109,7 +125,7 @@ def _typed(strategy: Strategy, spec: GridSpec) -> Values:
     return typed
 
 
-def build_combinations(strategy: Strategy, specs: list[GridSpec] | list[str] | None) -> Combos:
+def build_combinations(strategy: Family, specs: list[GridSpec] | list[str] | None) -> Combos:
     """The parameter combinations of a sweep: name -> array of K values.
 
     Raises :class:`InputError` naming the problem: an unknown or repeated parameter, a missing

@@ -1,0 +1,207 @@
+"""The tables of ``portfolio-backtest``: ``results/``, ``top/``, ``equity/`` and ``holdings/``.
+
+Pure functions of what the simulation tasks hand back (:class:`ChunkRuns`); the job's Dask
+layer maps them. The metrics are market-performance's (:mod:`analytics.stats.metrics`, 252
+periods a year) on each combination's daily returns from its first fill's day.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+import pyarrow as pa
+
+from analytics.constants import TRADING_DAYS_PER_YEAR
+from analytics.jobs.backtest.portfolio import ranking
+from analytics.jobs.backtest.strategies._base import Combos
+from analytics.jobs.portfolio_backtest.scores import DEFAULTS
+from analytics.jobs.portfolio_backtest.simulate import Holdings, Run
+from analytics.run.folder import WrittenPart, to_arrow, write_part
+from analytics.stats import metrics
+
+FloatArray = npt.NDArray[np.float64]
+PPY = TRADING_DAYS_PER_YEAR
+RESULTS, TOP, EQUITY, HOLDINGS = "results", "top", "equity", "holdings"
+METRICS = (
+    "total_return",
+    "annual_return",
+    "annual_volatility",
+    "sharpe",
+    "sortino",
+    "max_drawdown",
+    "calmar",
+)
+RUN_STATS = (
+    "turnover",
+    "avg_long",
+    "avg_short",
+    "cost_fees",
+    "cost_slippage",
+    "cost_impact",
+    "cost_borrow",
+    "n_rebalances",
+)
+#: Every strategy parameter's column name.
+PARAMETERS = frozenset(name for params in DEFAULTS.values() for name in params)
+
+
+@dataclass(frozen=True)
+class ChunkRuns:
+    """What one simulation task hands back for its C combinations.
+
+    ``returns`` (C, dates): each combination's daily returns from its first fill's day (NaN
+    before it, and everywhere for a combination that never fills); ``stats``: each of
+    :data:`RUN_STATS` per combination; ``holdings``: each one's holdings at the last close.
+    """
+
+    returns: FloatArray
+    stats: dict[str, npt.NDArray[np.float64] | npt.NDArray[np.int64]]
+    holdings: list[Holdings | None]
+
+
+def chunk_runs(runs: Sequence[Run], n_dates: int) -> ChunkRuns:
+    """The kernel's runs of one chunk as :class:`ChunkRuns`."""
+    returns = np.full((len(runs), n_dates), np.nan)
+    for i, run in enumerate(runs):
+        if run.first_fill >= 0:
+            returns[i, run.first_fill :] = run.returns
+    stats: dict[str, npt.NDArray[np.float64] | npt.NDArray[np.int64]] = {
+        name: np.array([getattr(r, name) for r in runs], dtype=np.float64)
+        for name in RUN_STATS
+        if name != "n_rebalances"
+    }
+    stats["n_rebalances"] = np.array([r.n_rebalances for r in runs], dtype=np.int64)
+    return ChunkRuns(returns, stats, [r.holdings for r in runs])
+
+
+def results_schema(combos: Combos, *, ranked: bool = False) -> pa.Schema:
+    fields = [pa.field("rank", pa.int64())] if ranked else []
+    fields.append(pa.field("strategy", pa.string()))
+    for name, values in combos.items():
+        kind = pa.int64() if np.asarray(values).dtype.kind in "iu" else pa.float64()
+        fields.append(pa.field(name, kind))
+    for name in (*METRICS, *RUN_STATS):
+        fields.append(pa.field(name, pa.int64() if name == "n_rebalances" else pa.float64()))
+    return pa.schema(fields)
+
+
+def results_frame(strategy: str, combos: Combos, runs: ChunkRuns) -> pd.DataFrame:
+    """One row per combination: its parameters, its metrics, its turnover, counts and costs."""
+    r = runs.returns
+    frame = pd.DataFrame({"strategy": strategy, **{n: np.asarray(v) for n, v in combos.items()}})
+    frame["total_return"] = metrics.total_return(r)
+    frame["annual_return"] = metrics.annual_return(r, periods_per_year=PPY)
+    frame["annual_volatility"] = metrics.annual_volatility(r, periods_per_year=PPY)
+    frame["sharpe"] = metrics.sharpe_ratio(r, periods_per_year=PPY)
+    frame["sortino"] = metrics.sortino_ratio(r, periods_per_year=PPY)
+    frame["max_drawdown"] = metrics.max_drawdown(r)
+    frame["calmar"] = metrics.calmar_ratio(r, periods_per_year=PPY)
+    for name in RUN_STATS:
+        frame[name] = runs.stats[name]
+    return frame
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """A chunk's best combinations by Sharpe: their rows, equity curves and holdings."""
+
+    frame: pd.DataFrame
+    equity: FloatArray  # (candidates, dates), NaN before the first fill
+    holdings: list[Holdings | None]
+
+
+def results_task(
+    output_url: str,
+    index: int,
+    strategy: str,
+    combos: Combos,
+    first: int,
+    runs: ChunkRuns,
+    top: int,
+) -> tuple[WrittenPart, Candidates]:
+    """Write one chunk's part of ``results/``; hand back its best ``top`` (a Dask task).
+
+    ``first`` is the chunk's first combination in the grid (ties are broken in grid order).
+    """
+    frame = results_frame(strategy, combos, runs)
+    written = write_part(output_url, RESULTS, index, to_arrow(frame, results_schema(combos)))
+    best = ranking(frame["sharpe"], np.arange(len(frame)))[:top]
+    r = runs.returns[best]
+    equity = np.where(np.isnan(r), np.nan, np.cumprod(1.0 + np.nan_to_num(r), axis=1))
+    chosen = frame.iloc[best].assign(_order=first + best).reset_index(drop=True)
+    return written, Candidates(chosen, equity, [runs.holdings[i] for i in best])
+
+
+def top_task(
+    output_url: str,
+    combos: Combos,
+    dates: npt.NDArray[np.datetime64],
+    candidates: Sequence[Candidates],
+    top: int,
+) -> tuple[list[WrittenPart], pd.DataFrame]:
+    """Write ``top/``, ``equity/`` and ``holdings/`` from every chunk's candidates (a task)."""
+    frame = pd.concat([c.frame for c in candidates], ignore_index=True)
+    curves = np.concatenate([c.equity for c in candidates], axis=0)
+    held = [h for c in candidates for h in c.holdings]
+    best = ranking(frame["sharpe"], frame["_order"])[:top]
+    chosen = frame.iloc[best].drop(columns="_order").reset_index(drop=True)
+    chosen.insert(0, "rank", np.arange(1, len(chosen) + 1, dtype=np.int64))
+    schema = results_schema(combos, ranked=True)
+    parts = [write_part(output_url, TOP, 0, to_arrow(chosen, schema))]
+    params = [f for f in schema if f.name in combos]
+    head = [pa.field("strategy", pa.string()), pa.field("rank", pa.int64()), *params]
+    eq_rows: dict[str, list[object]] = {f.name: [] for f in head}
+    eq_rows.update(date=[], equity=[])
+    hold_rows: dict[str, list[object]] = {f.name: [] for f in head}
+    hold_rows.update(date=[], symbol=[], shares=[], value=[], weight=[])
+    last = dates[-1:].tolist()[0] if len(dates) else None
+    for row, i in zip(chosen.itertuples(index=False), best, strict=True):
+        curve = curves[i]
+        days = np.flatnonzero(~np.isnan(curve))
+        for f in head:
+            eq_rows[f.name].extend([getattr(row, f.name)] * len(days))
+        eq_rows["date"].extend(dates[days].tolist())
+        eq_rows["equity"].extend(curve[days].tolist())
+        h = held[i]
+        if h is None:
+            continue
+        for f in head:
+            hold_rows[f.name].extend([getattr(row, f.name)] * len(h.symbols))
+        hold_rows["date"].extend([last] * len(h.symbols))
+        hold_rows["symbol"].extend(h.symbols.astype(str).tolist())
+        for name in ("shares", "value", "weight"):
+            hold_rows[name].extend(getattr(h, name).tolist())
+    eq_schema = pa.schema([*head, pa.field("date", pa.date32()), pa.field("equity", pa.float64())])
+    parts.append(write_part(output_url, EQUITY, 0, pa.table(eq_rows, schema=eq_schema)))
+    hold_schema = pa.schema(
+        [
+            *head,
+            pa.field("date", pa.date32()),
+            pa.field("symbol", pa.string()),
+            *(pa.field(n, pa.float64()) for n in ("shares", "value", "weight")),
+        ]
+    )
+    parts.append(write_part(output_url, HOLDINGS, 0, pa.table(hold_rows, schema=hold_schema)))
+    return parts, chosen
+
+
+def parameters_json(batch: pa.RecordBatch) -> pa.Array:
+    """A combination's parameters as JSON text, ``{"lookback":252,...}`` (the database key)."""
+    import json
+
+    import pyarrow.compute as pc
+
+    names = [n for n in batch.schema.names if n in PARAMETERS]
+    if not names:
+        return pa.repeat(pa.scalar("{}"), batch.num_rows)
+    pieces: list[object] = []
+    for i, name in enumerate(names):
+        pieces.append(("{" if i == 0 else ",") + json.dumps(name) + ":")
+        pieces.append(pc.cast(batch.column(name), pa.string()))
+    pieces.append("}")
+    joined: pa.Array = pc.binary_join_element_wise(*pieces, "")
+    return joined
