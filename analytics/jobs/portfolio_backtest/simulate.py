@@ -176,6 +176,32 @@ def _event_days(panel: Panel, fills: IntArray) -> IntArray:
     return days.astype(np.int64)
 
 
+#: Cells of the temporary days x symbols product of :func:`by_day` (8 MiB).
+_BY_DAY_CELLS = 2**20
+
+
+def per_row(rows: FloatArray, vector: FloatArray) -> FloatArray:
+    """(C,) sum over symbols of each row of (C, S) ``rows`` times ``vector`` (S,).
+
+    Each row is summed alone, by numpy's pairwise sum along the row, not by BLAS (which picks
+    its kernels, and so its order of summation, by the matrices' shapes): a combination's
+    numbers are then the same to the last bit whatever other combinations share its chunk, and
+    a job gives identical tables on 1 worker or N.
+    """
+    return np.asarray(np.multiply(rows, vector).sum(axis=1), dtype=np.float64)
+
+
+def by_day(days: FloatArray, rows: FloatArray) -> FloatArray:
+    """(T, C): for each day of ``days`` (T, S) and row of ``rows`` (C, S), the sum over symbols
+    of their product, each cell summed alone (see :func:`per_row`), in blocks of days."""
+    out = np.empty((days.shape[0], rows.shape[0]))
+    step = max(1, _BY_DAY_CELLS // max(1, days.shape[1]))
+    for j in range(rows.shape[0]):
+        for t0 in range(0, days.shape[0], step):
+            out[t0 : t0 + step, j] = np.multiply(days[t0 : t0 + step], rows[j]).sum(axis=1)
+    return out
+
+
 class _Book:
     """Shares, cash and cost totals of C combinations (rows) over S symbols."""
 
@@ -197,8 +223,8 @@ class _Book:
     def trade(self, delta: FloatArray, price: FloatArray, *, impact: bool) -> None:
         """Trade ``delta`` shares at ``price``; pay fees, slippage and (if asked) impact."""
         size = np.abs(delta)
-        value = size @ price
-        self.cash -= delta @ price
+        value = per_row(size, price)
+        self.cash -= per_row(delta, price)
         self.traded += value
         if self.fee_rate or self.slip_rate:
             self.fees += value * self.fee_rate
@@ -206,7 +232,7 @@ class _Book:
             self.cash -= value * (self.fee_rate + self.slip_rate)
         if impact and self.with_impact:
             # Y x sigma x sqrt(|d| / ADV) x |d| x fill = |d|^1.5 x fill x (Y sigma / sqrt(ADV)).
-            cost = np.einsum("cs,cs->c", size * np.sqrt(size), self.impact_base * price)
+            cost = np.sum(size * np.sqrt(size) * (self.impact_base * price), axis=1)
             self.impact += cost
             self.cash -= cost
         self.shares += delta
@@ -254,7 +280,7 @@ def _simulate_key(
         if i is not None and on is not None:
             inverse = None if plan.inverse_sigma is None else plan.inverse_sigma[i]
             weights = weights_from_ranks(plan.ranks[i], plan.counts[i], inverse, rules)
-            value = book.cash + book.shares @ price
+            value = book.cash + per_row(book.shares, price)
             delta = (weights * (value[:, None] / price[None, :]) - book.shares) * on[:, None]
             if plan.impact_base is not None:
                 book.impact_base[on] = plan.impact_base[i]
@@ -269,13 +295,15 @@ def _simulate_key(
             book.shares[:, gone] = 0.0
             book.pending[:, gone] = 0.0
         last = panel.last_close[day:end]
-        held = last @ book.shares.T
+        held = by_day(last, book.shares)
         cash = np.broadcast_to(book.cash, held.shape)
         if borrow_rate > 0 and (book.shares < 0).any():
-            charge = np.cumsum(borrow_rate * (last @ np.maximum(-book.shares, 0.0).T), axis=0)
-            cash = cash - charge
-            book.borrow += charge[-1]
-            book.cash = book.cash - charge[-1]
+            # Charged day by day (a left fold, not cash - cumsum): the same arithmetic however
+            # the days are cut into segments by other combinations' events.
+            charge = borrow_rate * by_day(last, np.maximum(-book.shares, 0.0))
+            cash = np.subtract.accumulate(np.vstack([book.cash, charge]), axis=0)[1:]
+            book.borrow = np.add.accumulate(np.vstack([book.borrow, charge]), axis=0)[-1]
+            book.cash = cash[-1].copy()
         equity[day - f0 : end - f0] = cash + held
         n_long += (book.shares > 0).sum(axis=1) * (end - day)
         n_short += (book.shares < 0).sum(axis=1) * (end - day)
