@@ -53,12 +53,14 @@ PARAMETERS = frozenset(name for params in DEFAULTS.values() for name in params)
 class ChunkRuns:
     """What one simulation task hands back for its C combinations.
 
-    ``returns`` (C, dates): each combination's daily returns from its first fill's day (NaN
-    before it, and everywhere for a combination that never fills); ``stats``: each of
-    :data:`RUN_STATS` per combination; ``holdings``: each one's holdings at the last close.
+    ``returns`` and ``equity`` (C, dates): each combination's daily returns and equity from its
+    first fill's day (NaN before it, and everywhere for a combination that never fills);
+    ``stats``: each of :data:`RUN_STATS` per combination; ``holdings``: each one's holdings at
+    the last close.
     """
 
     returns: FloatArray
+    equity: FloatArray
     stats: dict[str, npt.NDArray[np.float64] | npt.NDArray[np.int64]]
     holdings: list[Holdings | None]
 
@@ -66,16 +68,18 @@ class ChunkRuns:
 def chunk_runs(runs: Sequence[Run], n_dates: int) -> ChunkRuns:
     """The kernel's runs of one chunk as :class:`ChunkRuns`."""
     returns = np.full((len(runs), n_dates), np.nan)
+    equity = np.full((len(runs), n_dates), np.nan)
     for i, run in enumerate(runs):
         if run.first_fill >= 0:
             returns[i, run.first_fill :] = run.returns
+            equity[i, run.first_fill :] = run.equity
     stats: dict[str, npt.NDArray[np.float64] | npt.NDArray[np.int64]] = {
         name: np.array([getattr(r, name) for r in runs], dtype=np.float64)
         for name in RUN_STATS
         if name != "n_rebalances"
     }
     stats["n_rebalances"] = np.array([r.n_rebalances for r in runs], dtype=np.int64)
-    return ChunkRuns(returns, stats, [r.holdings for r in runs])
+    return ChunkRuns(returns, equity, stats, [r.holdings for r in runs])
 
 
 def results_schema(combos: Combos, *, ranked: bool = False) -> pa.Schema:
@@ -130,8 +134,7 @@ def results_task(
     frame = results_frame(strategy, combos, runs)
     written = write_part(output_url, RESULTS, index, to_arrow(frame, results_schema(combos)))
     best = ranking(frame["sharpe"], np.arange(len(frame)))[:top]
-    r = runs.returns[best]
-    equity = np.where(np.isnan(r), np.nan, np.cumprod(1.0 + np.nan_to_num(r), axis=1))
+    equity = runs.equity[best]
     chosen = frame.iloc[best].assign(_order=first + best).reset_index(drop=True)
     return written, Candidates(chosen, equity, [runs.holdings[i] for i in best])
 
