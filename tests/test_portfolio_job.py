@@ -293,3 +293,14 @@ def test_a_combination_does_not_depend_on_its_chunk() -> None:
         for a, b in zip(alone, together[k : k + 3], strict=True):
             np.testing.assert_array_equal(a.equity, b.equity)
             assert (a.turnover, a.cost_borrow) == (b.turnover, b.cost_borrow)
+
+
+def test_report_has_the_section_costs_and_holdings(one_worker: Path) -> None:
+    page = (one_worker / "report.html").read_text()
+    assert "Portfolio backtest: xs-momentum" in page
+    assert "Costs of the top combinations" in page
+    assert "<svg" in page  # the equity and Sharpe charts
+    best = _tables(one_worker)["holdings"].query("rank == 1")
+    assert f"Holdings of the best combination at the last close ({len(best)} names)" in page
+    for symbol in best["symbol"]:
+        assert f">{symbol}<" in page
