@@ -176,7 +176,7 @@ def _event_days(panel: Panel, fills: IntArray) -> IntArray:
     return days.astype(np.int64)
 
 
-#: Cells of the temporary days x symbols product of :func:`by_day` (8 MiB).
+#: Cells of the temporary days x combinations x symbols product of :func:`by_day` (8 MiB).
 _BY_DAY_CELLS = 2**20
 
 
@@ -193,12 +193,13 @@ def per_row(rows: FloatArray, vector: FloatArray) -> FloatArray:
 
 def by_day(days: FloatArray, rows: FloatArray) -> FloatArray:
     """(T, C): for each day of ``days`` (T, S) and row of ``rows`` (C, S), the sum over symbols
-    of their product, each cell summed alone (see :func:`per_row`), in blocks of days."""
+    of their product, each cell summed alone along its symbols (see :func:`per_row`), in blocks
+    of days whose (days, C, S) product stays within ``_BY_DAY_CELLS``."""
     out = np.empty((days.shape[0], rows.shape[0]))
-    step = max(1, _BY_DAY_CELLS // max(1, days.shape[1]))
-    for j in range(rows.shape[0]):
-        for t0 in range(0, days.shape[0], step):
-            out[t0 : t0 + step, j] = np.multiply(days[t0 : t0 + step], rows[j]).sum(axis=1)
+    step = max(1, _BY_DAY_CELLS // max(1, rows.size))
+    for t0 in range(0, days.shape[0], step):
+        block = np.multiply(days[t0 : t0 + step, None, :], rows[None, :, :])
+        out[t0 : t0 + step] = block.sum(axis=2)
     return out
 
 
