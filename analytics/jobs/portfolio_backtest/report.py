@@ -6,13 +6,15 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from analytics.jobs.backtest.report import combination_label, sharpe_grid
+from analytics.jobs.backtest.report import combination_label, sharpe_grid, top_growth
 from analytics.jobs.portfolio_backtest.tables import PARAMETERS
-from analytics.report import charts, html, svg
+from analytics.report import html, plots
 from analytics.run.committed import CommittedRun as RunView
 
 #: Most distinct values per heatmap axis (a finer grid is shown as the tables only).
 MAX_AXIS = 120
+#: Top combinations drawn (the first in colour, the others grey).
+MAX_CURVES = 8
 _TOP_FORMATS = {
     "total_return": html.fmt_pct,
     "annual_return": html.fmt_pct,
@@ -29,48 +31,49 @@ _TOP_FORMATS = {
 COSTS = ("cost_fees", "cost_slippage", "cost_impact", "cost_borrow")
 
 
-def _equity_chart(view: RunView, params: list[str]) -> str:
-    equity = view.table("equity").to_pandas()
-    series = []
-    for rank, group in equity.groupby("rank", sort=True):
-        curve = group.sort_values("date")
-        x = [svg.day_number(pd.Timestamp(d).date()) for d in curve["date"]]
-        label = f"#{rank} {combination_label(curve.iloc[0], params)}"
-        series.append(svg.Series(label, x, curve["equity"].to_numpy(dtype=np.float64) - 1.0))
-    return charts.line_chart(
-        series[:8],
-        title=f"Equity of the top {min(len(series), 8)} combinations (from 1.0 at the first fill)",
-        y_format=svg.pct,
-        y_title="return",
-        width=560,
+def _equity_chart(view: RunView, params: list[str], top: pd.DataFrame) -> str:
+    curves = top_growth(view.table("equity").to_pandas())
+    if not curves:
+        return html.note("equity/ holds no curve: no combination ever filled.")
+    ranks = sorted(curves)[:MAX_CURVES]
+    first = ranks[0]
+    label = f"#{first} {combination_label(top.iloc[0], params)}" if len(top) else f"#{first}"
+    lines = [plots.Line(label, curves[first], plots.PALETTE[0], fill=True)]
+    lines += [plots.Line(f"#{r}", curves[r]) for r in ranks[1:]]
+    return html.figure(
+        plots.cumulative_chart(lines, title="Top combination: cumulative return and drawdown"),
+        f"From 1.0 at the first fill, after every cost; grey: the next {len(ranks) - 1} of the "
+        "top table.",
     )
 
 
 def _sharpe_chart(results: pd.DataFrame, params: list[str]) -> str:
     varying = [p for p in params if results[p].nunique() > 1] or params[:1]
+    value_label = "Sharpe ratio (annualized, risk-free 0)"
     if len(varying) == 1:
         by = results.groupby(varying[0])["sharpe"].max().sort_index()
-        return charts.bar_chart(
+        return plots.bar_chart(
             [f"{varying[0]}={v:g}" for v in by.index],
             by.to_numpy(dtype=np.float64),
             title="Sharpe ratio by parameter",
-            value_format=html.fmt_ratio,
-            width=560,
+            value_label=value_label,
         )
     x, y = varying[0], varying[1]
     grid = sharpe_grid(results, x, y)
     if grid.shape[0] > MAX_AXIS or grid.shape[1] > MAX_AXIS:
         return html.note(f"The grid of {x} × {y} is too fine for a heatmap ({grid.shape}).")
     others = f", best over {', '.join(varying[2:])}" if len(varying) > 2 else ""
-    return charts.heatmap(
-        [f"{v:g}" for v in grid.columns],
-        [f"{v:g}" for v in grid.index],
-        grid.to_numpy(dtype=np.float64),
+    values = grid.to_numpy(dtype=np.float64)
+    best = ""
+    if np.isfinite(values).any():
+        r, c = (int(i) for i in np.unravel_index(int(np.nanargmax(values)), values.shape))
+        best = f"outlined: the best, {x}={grid.columns[c]:g} {y}={grid.index[r]:g}"
+    return plots.parameter_heatmap(
+        grid,
         title=f"Sharpe ratio: {y} × {x}{others}",
-        value_format=html.fmt_ratio,
-        x_title=x,
-        y_title=y,
-        width=560,
+        value_label=value_label,
+        missing_label="no Sharpe ratio: the pair is not in the grid or never filled",
+        best_label=best,
     )
 
 
@@ -90,7 +93,7 @@ def section(view: RunView) -> str:
     if len(top):
         best = top.iloc[0]
         cards.append((f"best: {combination_label(best, params)}", f"Sharpe {best['sharpe']:.2f}"))
-    figures = [html.figure(_equity_chart(view, params))]
+    figures = [_equity_chart(view, params, top)]
     if params and len(results):
         figures.append(html.figure(_sharpe_chart(results, params)))
     columns = ["rank", *params, *(c for c in _TOP_FORMATS if c in top.columns)]
