@@ -582,6 +582,31 @@ def test_backtest_tca_and_execution_report_tables(
     assert flags == [(0,)]  # booleans arrive as booleans, none lost
 
 
+def test_portfolio_backtest_tables(
+    pg_env: Server, schema: str, market: Path, scheduler: str, tmp_path: Path
+) -> None:
+    out = str(tmp_path / "pbt")
+    args = ["portfolio-backtest", "--strategy", "xs-reversal", "--grid", "lookback=1,3"]
+    args += ["--grid", "quantile=0.2,0.5", "--borrow-bps", "20", "--direction", "long-short"]
+    common = ["--scheduler", scheduler, "--db-url", pg_env.url, "--db-schema", schema]
+    result = run_cli([*args, "--input", str(market), "--output", out, "--run-id", "pbt", *common])
+    assert result.code == 0, result.stderr
+    counts = {
+        table.name: assert_table_loaded(
+            pg_env, schema, out, "portfolio-backtest", table.name, dt.date(2024, 3, 28)
+        )
+        for table in jobs.get("portfolio-backtest").tables
+        if table.loaded
+    }
+    assert counts["results"] == 4 and counts["top"] == 4 and counts["holdings"] > 0
+    columns = "parameters, lookback, quantile, rebalance"
+    rows = query(pg_env, f"SELECT {columns} FROM {schema}.portfolio_backtest_results")
+    for parameters, *values in rows:
+        assert json.loads(parameters) == dict(
+            zip(("lookback", "quantile", "rebalance"), values, strict=True)
+        )
+
+
 def test_a_user_allowed_only_into_an_existing_schema(
     postgres: Server, schema: str, tmp_path: Path
 ) -> None:
