@@ -41,12 +41,14 @@ import datetime as dt
 import io
 import itertools
 import platform
+import shutil
 import sys
 import time
 import warnings
 from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -263,6 +265,13 @@ def main(argv: list[str] | None = None) -> int:
     from distributed import LocalCluster
 
     root = Path(tempfile.mkdtemp(prefix="portfolio-bench-"))
+    try:
+        return _measure(args, root, pd, vbt, LocalCluster)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _measure(args: argparse.Namespace, root: Path, pd: Any, vbt: Any, LocalCluster: Any) -> int:
     if args.large:
         large_case(root, args.large_symbols, args.large_years)
     os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
