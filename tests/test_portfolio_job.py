@@ -304,3 +304,22 @@ def test_report_has_the_section_costs_and_holdings(one_worker: Path) -> None:
     assert f"Holdings of the best combination at the last close ({len(best)} names)" in page
     for symbol in best["symbol"]:
         assert f">{symbol}<" in page
+
+
+def test_the_panel_is_on_every_worker_once(market: Path, scheduler: str, tmp_path: Path) -> None:
+    """Graph 1 leaves one copy of the panel on each worker, before any simulation asks."""
+    from distributed import Client
+
+    from analytics.jobs.contract import JobContext, RunSettings
+    from analytics.jobs.portfolio_backtest.options import Options
+
+    settings = RunSettings(input_url=str(market), output_url=str(tmp_path / "run"))
+    options = Options(strategy="xs-reversal")
+    with Client(scheduler) as client:
+        panel, files, _ = pjob.read(JobContext(client, settings, options))
+        holders = client.who_has([panel])[panel.key]
+        assert sorted(holders) == sorted(client.scheduler_info()["workers"])
+        assert len(holders) == 2
+        built = client.submit(pjob._shape, panel).result()
+        assert built == (len(_panel(market).dates), len(_panel(market).symbols))
+        assert len(files) == len(list((market / "prices").rglob("*.parquet")))
