@@ -65,6 +65,14 @@ def metric_columns(metrics: Sequence[str] = COST_METRICS) -> list[str]:
     return [f"{m}_{stat}" for m in metrics for stat in ("mean", *(s for s, _ in QUANTILES))]
 
 
+def sort_rows(frame: pd.DataFrame, key: str = "order_id") -> pd.DataFrame:
+    """``frame`` in a canonical order: by order_id (then venue, for venue slices), or by
+    ``key`` when it has no order_id."""
+    ties: list[str] = ["order_id"] if "order_id" in frame.columns else [key]
+    ties += ["venue"] if "venue" in frame.columns else []
+    return frame.sort_values(ties, kind="stable")
+
+
 def group_costs(
     frame: pd.DataFrame,
     key: str,
@@ -72,21 +80,23 @@ def group_costs(
     sums: Sequence[str],
     weights: Mapping[str, str] = METRIC_WEIGHTS,
     metrics: Sequence[str] = COST_METRICS,
+    presorted: bool = False,
 ) -> pd.DataFrame:
     """One row per value of ``key``: ``n_orders`` (rows), the ``sums`` (NaN skipped), and for
     each metric its weighted mean and percentiles (weight column: ``weights[metric]``). Rows
     whose key is missing (no bucket) are left out.
 
-    The result does not depend on the order of ``frame``'s rows: they are sorted first, so
-    the sums are the same whatever the partitioning.
+    The result does not depend on the order of ``frame``'s rows: they are sorted first (or
+    already are, ``presorted``: by :func:`sort_rows`), so the sums are the same whatever the
+    partitioning.
     """
     qs = [q for _, q in QUANTILES]
     columns = [key, "n_orders", *sums, *metric_columns(metrics)]
     if frame.empty:
         return pd.DataFrame({c: [] for c in columns})
-    tie = "order_id" if "order_id" in frame.columns else key
-    ordered = frame.sort_values([key, tie, *(["venue"] if "venue" in frame.columns else [])])
+    ordered = frame if presorted else sort_rows(frame, key)
     rows = []
+    # groupby keeps the rows' order within a group: each group's rows are in (order, venue) order
     for value, group in ordered.groupby(key, sort=True, observed=True):
         row: dict[str, object] = {key: value, "n_orders": len(group)}
         for name in sums:

@@ -31,14 +31,19 @@ def run(ctx: JobContext) -> JobResult:
         for i, t in enumerate(parts)
     ]
     tz = time_zone(options.calendar)
-    by_orders = client.submit(tasks.aggregate_orders, out, orders, p.ready, tz, pure=False)
+    by_orders = [
+        client.submit(tasks.aggregate_orders, out, orders, p.ready, tz, which, pure=False)
+        for which in ("groups", "buckets")
+    ]
     venues = parts_of(client, p.units, "venues")
     venue_marks = parts_of(client, p.units, "venue_markouts")
     by_venue = client.submit(tasks.aggregate_venues, out, venues, venue_marks, p.ready, pure=False)
-    futures: list[Future[Any]] = [*writes, by_orders, by_venue, p.ready]
+    futures: list[Future[Any]] = [*writes, *by_orders, by_venue, p.ready]
     wait_with_progress(futures, NAME)
     results: list[Any] = client.gather(futures)
-    parts: list[WrittenPart] = [*results[: len(writes)], *results[-3], *results[-2]]
+    parts: list[WrittenPart] = [*results[: len(writes)]]
+    for written in results[len(writes) : -1]:
+        parts += written
     totals: Summary = results[-1]
     summary = summary_of(p, totals)
     summary["symbols_without_adv"] = totals.without_adv

@@ -19,7 +19,7 @@ import pyarrow as pa
 from analytics.data.datasets import Selection, read_file
 from analytics.jobs.execution_report import tables as report
 from analytics.jobs.tca import buckets, checks, kernel, markouts, pretrade, tables
-from analytics.jobs.tca.aggregate import group_costs
+from analytics.jobs.tca.aggregate import group_costs, sort_rows
 from analytics.jobs.tca.inputs import Piece, day_date, day_number, to_frame
 from analytics.run.folder import WrittenPart, write_part
 
@@ -214,16 +214,23 @@ def _concat(parts: Sequence[pa.Table]) -> pd.DataFrame:
 
 
 def aggregate_orders(
-    output_url: str, orders: Sequence[pa.Table], ready: Summary, tz: str
+    output_url: str,
+    orders: Sequence[pa.Table],
+    ready: Summary,
+    tz: str,
+    which: Literal["groups", "buckets"] = "groups",
 ) -> list[WrittenPart]:
-    """``by_broker``, ``by_desk``, ``by_strategy``, ``by_day`` and the bucket tables of the
-    TCA (time of day in the time zone ``tz``)."""
+    """``by_broker``, ``by_desk``, ``by_strategy`` and ``by_day`` of the TCA (``groups``), or
+    its bucket tables (``buckets``; time of day in the time zone ``tz``): two tasks that run
+    side by side."""
     del ready
-    frame = buckets.with_buckets(_concat(orders), tz)
-    groups = [*ORDER_GROUPS, *((name, column) for name, column in buckets.BUCKET_TABLES)]
+    frame = sort_rows(_concat(orders))
+    if which == "buckets":
+        frame = buckets.with_buckets(frame, tz)
+    groups = ORDER_GROUPS if which == "groups" else buckets.BUCKET_TABLES
     written = []
     for name, key in groups:
-        result = group_costs(frame, key, sums=ORDER_SUMS)
+        result = group_costs(frame, key, sums=ORDER_SUMS, presorted=True)
         shown = "bucket" if key.endswith("_bucket") else key
         result = result.rename(columns={key: shown})
         schema = tables.aggregate_schema(shown, ORDER_SUMS)
