@@ -2,23 +2,28 @@
 
 The day: 100,000 parent orders and 1,000,000 fills over 2,000 symbols' 1-minute bars (390 a
 symbol: 780,000 bars), written in the input layout (``orders|fills|bars/date=YYYY-MM-DD/``) by a
-fast vectorized generator below (the project's generator is for realistic small data). In one
-run it measures:
+fast vectorized generator below (the project's generator is for realistic small data), and the
+symbols' daily prices of the 21 sessions before (``prices/year=YYYY/``: ADV and sigma of tca's
+pre-trade model). In one run it measures:
 
 (a) the floor: a raw pyarrow read of the day's three files, from the start of a fresh Python
     process to the tables in memory (the named peer: no job can read its input faster);
 (b) ``finbatch tca --date D`` as a whole process (start to exit) and from cluster ready to
     manifest written (the manifest's ``duration_s``);
-(c) the same for ``finbatch execution-report --date D``.
+(c) the same for ``finbatch execution-report --date D``;
+(d) (b) and (c) again with the code of ``--baseline`` (a git revision, default ``main``;
+    exported with ``git archive`` to a temporary folder, no worktree): today's time beside this
+    tree's, and their ratio. ``--baseline none`` skips it.
 
-Each figure is the median of ``--repeat`` runs (default 3). It prints the times, the input
-rows per second (orders + fills + bars), the ratio to (a), and
-the machine. The page cache is warm for every measurement.
+Each figure is the median of ``--repeat`` runs (default 3); baseline and current runs
+alternate, so that a change in the machine's load hits both. It prints the times, the input
+rows per second (orders + fills + bars), the ratio to (a), and the machine. The page cache is
+warm for every measurement.
 
 Run it with the project's virtualenv, from the repository root::
 
     python bench/tca_day.py [--orders 100000] [--fills 1000000] [--symbols 2000]
-                            [--data DIR] [--workers N] [--repeat 3] [--keep]
+                            [--data DIR] [--workers N] [--repeat 3] [--baseline REV] [--keep]
 
 The data goes to ``--data`` (default ``/tmp/finbatch-bench/tca``) and is reused when present.
 """
@@ -27,11 +32,14 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import io
 import json
+import os
 import shutil
 import statistics
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from pathlib import Path
@@ -44,12 +52,19 @@ import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from analytics.data.schemas import BARS, FILLS, ORDERS
+from analytics.data.schemas import BARS, FILLS, ORDERS, PRICES
 from analytics.generate.writer import MarketWriter, to_table
 from bench.market_performance import _finbatch, machine, print_table
 
 DEFAULT_DATA = Path("/tmp/finbatch-bench/tca")
+ROOT = Path(__file__).resolve().parents[1]
 DAY = dt.date(2024, 3, 28)
+#: The 21 XNYS sessions before DAY: the pre-trade model's window.
+PRIOR_SESSIONS = (
+    [dt.date(2024, 2, 28), dt.date(2024, 2, 29), dt.date(2024, 3, 1)]
+    + [dt.date(2024, 3, d) for d in (4, 5, 6, 7, 8, 11, 12, 13, 14, 15, 18, 19, 20, 21, 22)]
+    + [dt.date(2024, 3, d) for d in (25, 26, 27)]
+)
 OPEN_NS = 1_711_632_600_000_000_000  # 2024-03-28 13:30 UTC, 09:30 in New York
 MINUTE = 60_000_000_000
 MINUTES = 390
@@ -189,6 +204,41 @@ def generate(
     return dict(writer.rows)
 
 
+def generate_prices(root: Path, n_symbols: int, seed: int = 2) -> int:
+    """The symbols' daily rows of :data:`PRIOR_SESSIONS` (a random walk, 2% a day)."""
+    rng = np.random.default_rng(seed)
+    symbols = np.array([f"S{i:04d}" for i in range(n_symbols)])
+    k = len(PRIOR_SESSIONS)
+    base = np.exp(rng.uniform(np.log(10.0), np.log(500.0), n_symbols))
+    close = base[:, None] * np.exp(np.cumsum(rng.normal(0.0, 0.02, (n_symbols, k)), axis=1))
+    table = to_table(
+        PRICES,
+        {
+            "symbol": np.repeat(symbols, k),
+            "date": np.tile(np.array(PRIOR_SESSIONS, dtype="datetime64[D]"), n_symbols),
+            "open": close.ravel(),
+            "high": close.ravel(),
+            "low": close.ravel(),
+            "close": close.ravel(),
+            "volume": np.round(rng.lognormal(np.log(2000.0 * 390), 0.3, n_symbols * k)),
+        },
+    )
+    MarketWriter(str(root)).write(PRICES, str(DAY.year), table)
+    return int(table.num_rows)
+
+
+def export_revision(revision: str, into: Path) -> Path:
+    """The files of ``revision`` (``git archive``) under ``into``; the repository is untouched."""
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", "--format=tar", revision],
+        capture_output=True,
+        check=True,
+    ).stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(into, filter="data")
+    return into
+
+
 def _files(data: Path) -> list[Path]:
     return sorted(
         p for name in ("orders", "fills", "bars") for p in (data / name).rglob("*.parquet")
@@ -207,10 +257,16 @@ def floor_fresh(files: list[Path]) -> float:
 
 
 def run_job(
-    job: str, data: Path, output: Path, workers: int | None
+    job: str, data: Path, output: Path, workers: int | None, code: Path | None = None
 ) -> tuple[float, dict[str, Any]]:
+    """One run of ``job``; with ``code``, the command line of the tree at ``code``."""
+    env = None
+    launcher = [_finbatch()]
+    if code is not None:
+        env = {**os.environ, "PYTHONPATH": str(code)}
+        launcher = [sys.executable, "-c", "import sys, entrypoint; sys.exit(entrypoint.main())"]
     cmd = [
-        _finbatch(),
+        *launcher,
         job,
         "--input",
         str(data),
@@ -224,7 +280,7 @@ def run_job(
     if workers:
         cmd += ["--workers", str(workers)]
     start = time.perf_counter()
-    result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    result = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env, cwd=code)
     seconds = time.perf_counter() - start
     if result.returncode != 0:
         sys.exit(f"{job} failed (exit {result.returncode}):\n{result.stderr[-3000:]}")
@@ -240,6 +296,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, help="LocalCluster workers (default: one per CPU)")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each figure (median)")
     parser.add_argument("--keep", action="store_true", help="keep the jobs' output")
+    parser.add_argument(
+        "--baseline", default="main", help="git revision to time beside this tree ('none': skip)"
+    )
     args = parser.parse_args(argv)
 
     data = args.data.resolve()
@@ -249,6 +308,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"data: generated {data} in {time.perf_counter() - t0:.1f} s: {rows}")
     else:
         print(f"data: reusing {data}")
+    if not (data / "prices").is_dir():
+        print(f"data: wrote {generate_prices(data, args.symbols):,} prices rows")
     files = _files(data)
     size = sum(p.stat().st_size for p in files)
     counts = {
@@ -268,17 +329,34 @@ def main(argv: list[str] | None = None) -> int:
         figures: list[tuple[str, float]] = [
             ("(a) raw pyarrow read of the day, fresh process", floor)
         ]
+        baseline = None
+        if args.baseline != "none":
+            baseline = export_revision(args.baseline, scratch / "baseline-code")
         manifests = {}
+        ratios: list[tuple[str, str, str, str]] = []
         for job in ("tca", "execution-report"):
-            runs = [
-                run_job(job, data, scratch / f"{job}-{i}", args.workers) for i in range(args.repeat)
-            ]
+            runs, before = [], []
+            for i in range(args.repeat):  # alternate: a change of load hits both
+                runs.append(run_job(job, data, scratch / f"{job}-{i}", args.workers))
+                if baseline is not None:
+                    out = scratch / f"{job}-baseline-{i}"
+                    before.append(run_job(job, data, out, args.workers, baseline))
             manifests[job] = runs[-1][1]
             letter = "b" if job == "tca" else "c"
             whole = statistics.median(seconds for seconds, _ in runs)
             ready = statistics.median(float(m["duration_s"]) for _, m in runs)
             figures.append((f"({letter}) {job}: process start to exit", whole))
             figures.append((f"    {job}: cluster ready to manifest", ready))
+            if before:
+                old_whole = statistics.median(seconds for seconds, _ in before)
+                old_ready = statistics.median(float(m["duration_s"]) for _, m in before)
+                figures.append((f"(d) {job} at {args.baseline}: process start to exit", old_whole))
+                figures.append(
+                    (f"    {job} at {args.baseline}: cluster ready to manifest", old_ready)
+                )
+                ratios.append(
+                    (job, f"{whole / old_whole:.2f}x", f"{ready / old_ready:.2f}x", "1.30x")
+                )
         cluster = manifests["tca"]["cluster"]
         summary = manifests["tca"]["summary"]
         print(
@@ -294,6 +372,9 @@ def main(argv: list[str] | None = None) -> int:
             ],
             ("figure", "seconds", "input rows/s", "vs (a)"),
         )
+        if ratios:
+            print()
+            print_table(ratios, ("this tree / baseline", "process", "cluster ready", "target"))
         print()
         print_table(machine(), ("machine", ""))
     finally:

@@ -233,7 +233,8 @@ KINDS = (
         "bars",
         set_value("bid", math.inf, row=5),
         column="bid",
-        needle="not > 0",
+        # bid/ask need only be finite: a crossed or non-positive quote is skipped by the TCA
+        needle="not finite",
         without=without_row(5),
     ),
     Kind(

@@ -16,17 +16,16 @@ import pytest
 from analytics.data.schemas import BARS, FILLS, ORDERS, arrow_schema
 from analytics.jobs.tca.checks import CHECKS
 from tests.conftest import read_manifest, run_cli
-from tests.test_tca_kernel import (
+from tests.tca_hand_day import (
     DAY,
     EXPECTED,
+    TCA_TABLES,
     at,
     hand_bars,
     hand_fills,
     hand_orders,
     write_hand_day,
 )
-
-TABLES = ("orders", "by_broker", "by_venue", "by_desk", "by_strategy", "by_day")
 
 
 def _run(root: Path, out: Path, scheduler: str, *extra: str, job: str = "tca") -> tuple[int, str]:
@@ -45,7 +44,7 @@ def _assert_rejected(
         assert needle in err, f"{needle!r} not in {err!r}"
     assert "Traceback" not in err
     assert read_manifest(str(out)) is None
-    assert not any((out / t).exists() for t in TABLES)  # nothing committed, nothing left
+    assert not any((out / t).exists() for t in TCA_TABLES)  # nothing committed, nothing left
 
 
 def _write(path: Path, frame: pd.DataFrame, schema: pa.Schema) -> None:
@@ -174,9 +173,50 @@ def test_duplicate_bar(tmp_path: Path, scheduler: str) -> None:
     )
 
 
+def test_bar_with_high_below_low(tmp_path: Path, scheduler: str) -> None:
+    write_hand_day(tmp_path / "in")
+    aaa = hand_bars()[0]
+    aaa.loc[3, ["high", "low"]] = [100.5, 101.0]  # bar 3 (14:33): high 100.5 < low 101
+    path = tmp_path / "in" / "bars" / f"date={DAY}" / "aaa.parquet"
+    _write(path, aaa, arrow_schema(BARS))
+    _assert_rejected(
+        tmp_path / "in",
+        tmp_path,
+        scheduler,
+        "dataset 'bars'",
+        f"file '{path}'",
+        "column 'high, low'",
+        "AAA at 2024-03-28 14:33:00",
+    )
+
+
+def test_bar_with_close_outside_its_range(tmp_path: Path, scheduler: str) -> None:
+    write_hand_day(tmp_path / "in")
+    bbb = hand_bars()[1]
+    bbb.loc[4, "close"] = 60.0  # bar 4: high 53
+    path = tmp_path / "in" / "bars" / f"date={DAY}" / "bbb.parquet"
+    _write(path, bbb, arrow_schema(BARS, include_optional=False))
+    _assert_rejected(
+        tmp_path / "in",
+        tmp_path,
+        scheduler,
+        "dataset 'bars'",
+        f"file '{path}'",
+        "column 'close'",
+        "close outside [low, high]",
+    )
+
+
+def test_prices_folder_is_required(tmp_path: Path, scheduler: str) -> None:
+    write_hand_day(tmp_path / "in")
+    for path in (tmp_path / "in" / "prices").rglob("*.parquet"):
+        path.unlink()
+    _assert_rejected(tmp_path / "in", tmp_path, scheduler, "dataset 'prices'", "no files found")
+
+
 def test_end_before_arrival(tmp_path: Path, scheduler: str) -> None:
     orders = hand_orders()
-    orders.loc[2, "end_ts"] = at("14:30:00")
+    orders.loc[2, "end_ts"] = at("14:29:00")  # O3 arrives 14:29:50
     write_hand_day(tmp_path / "in", orders=orders)
     _assert_rejected(
         tmp_path / "in", tmp_path, scheduler, "dataset 'orders'", "column 'end_ts'", "'O3'"
@@ -253,7 +293,12 @@ def test_fill_before_arrival_is_flagged(tmp_path: Path, scheduler: str) -> None:
     # F1 at 14:31:00, before O1's arrival at 14:31:30; it still counts in O1's metrics.
     fills = _edited_fills(lambda f: f.__setitem__("ts", [at("14:31:00"), *f["ts"].iloc[1:]]))
     frame, checks = _flagged(tmp_path, scheduler, fills=fills)
-    assert _flags(frame, "flag_fills_before_arrival") == {"O1": True, "O2": False, "O3": False}
+    assert _flags(frame, "flag_fills_before_arrival") == {
+        "O1": True,
+        "O2": False,
+        "O3": False,
+        "O4": False,
+    }
     assert not frame["flag_fills_after_end"].any()
     assert checks["fill_before_arrival"] == {
         "decision": "flag",
@@ -262,9 +307,9 @@ def test_fill_before_arrival_is_flagged(tmp_path: Path, scheduler: str) -> None:
         "orders": 1,
     }
     assert frame.loc["O1", "filled_quantity"] == 1000.0
-    # F1 now falls in bar 1 (mid 100.25): spread 0.5 / 100.25 instead of 0.25 / 100.5.
+    # F1 at 14:31:00 now meets bar 0's quote (mid 100): 0.75 / 100 instead of 0.5 / 100.25.
     assert frame.loc["O1", "spread_cost_bps"] == pytest.approx(
-        (400 * 5000 / 100.25 + 600 * 2500 / 101) / 1000, rel=1e-12
+        (400 * 7500 / 100 + 600 * 5000 / 100.75) / 1000, rel=1e-12
     )
 
 
@@ -272,7 +317,12 @@ def test_fill_after_end_is_flagged(tmp_path: Path, scheduler: str) -> None:
     # F4 at 14:36:45, after O2's end at 14:36:30.
     fills = _edited_fills(lambda f: f.__setitem__("ts", [*f["ts"].iloc[:3], at("14:36:45")]))
     frame, checks = _flagged(tmp_path, scheduler, fills=fills)
-    assert _flags(frame, "flag_fills_after_end") == {"O1": False, "O2": True, "O3": False}
+    assert _flags(frame, "flag_fills_after_end") == {
+        "O1": False,
+        "O2": True,
+        "O3": False,
+        "O4": False,
+    }
     assert checks["fill_after_end"]["fills"] == 1 and checks["fill_after_end"]["orders"] == 1
     assert frame.loc["O2", "filled_quantity"] == 1200.0
 
@@ -281,10 +331,15 @@ def test_overfilled_order_is_flagged(tmp_path: Path, scheduler: str) -> None:
     # F2 700 instead of 600: O1 fills 1100 of 1000.
     fills = _edited_fills(lambda f: f.__setitem__("quantity", [400.0, 700.0, 500.0, 700.0]))
     frame, checks = _flagged(tmp_path, scheduler, fills=fills)
-    assert _flags(frame, "flag_overfilled") == {"O1": True, "O2": False, "O3": False}
+    assert _flags(frame, "flag_overfilled") == {
+        "O1": True,
+        "O2": False,
+        "O3": False,
+        "O4": False,
+    }
     assert checks["overfilled_order"]["orders"] == 1
     assert frame.loc["O1", "fill_rate"] == pytest.approx(1.1, rel=1e-12)
-    # opportunity s (S - filled)(P_n - P_0) = (1000 - 1100)(101.25 - 100.25) = -100
+    # opportunity s (S - filled)(P_n - P_0) = (1000 - 1100)(101 - 100) = -100
     assert frame.loc["O1", "is_opportunity"] == pytest.approx(-100.0, rel=1e-12)
 
 
@@ -292,7 +347,7 @@ def test_order_without_bars_is_flagged(tmp_path: Path, scheduler: str) -> None:
     orders = hand_orders()
     orders.loc[2, "symbol"] = "CCC"  # O3: no bar of CCC
     frame, checks = _flagged(tmp_path, scheduler, orders=orders)
-    assert _flags(frame, "flag_no_bars") == {"O1": False, "O2": False, "O3": True}
+    assert _flags(frame, "flag_no_bars") == {"O1": False, "O2": False, "O3": True, "O4": False}
     assert checks["order_without_bars"]["orders"] == 1
     for name in ("arrival_mid", "end_mid", "interval_vwap", "market_volume", "is_total", "is_bps"):
         assert math.isnan(frame.loc["O3", name]), name

@@ -4,6 +4,8 @@ same numbers every time), and the generated market against an independent per-or
 
 from __future__ import annotations
 
+import datetime as dt
+import itertools
 import json
 import math
 from pathlib import Path
@@ -15,19 +17,14 @@ import pyarrow.parquet as pq
 import pytest
 import s3fs
 
-from analytics.jobs.tca.aggregate import metric_columns
 from analytics.jobs.tca.kernel import COST_METRICS
+from analytics.jobs.tca.markouts import VENUE_MARKOUT_COLUMNS
+from analytics.sessions import exchange_calendar
 from tests.conftest import MARKET_END, read_manifest, run_cli
-from tests.test_tca_kernel import (
-    DAY,
-    EXPECTED,
-    assert_close,
-    assert_expected_orders,
-    reference_quantile,
-    write_hand_day,
-)
+from tests.tca_hand_day import DAY, EXPECTED, TCA_TABLES, write_hand_day
+from tests.test_tca_kernel import assert_close, assert_expected_orders, reference_quantile
 
-TCA_TABLES = ("orders", "by_broker", "by_venue", "by_desk", "by_strategy", "by_day")
+XNYS = exchange_calendar("XNYS")
 REPORT_TABLES = ("orders", "fill_exceptions", "desk_daily", "broker_daily")
 
 
@@ -41,7 +38,7 @@ def read_table(output: str, table: str) -> pd.DataFrame:
 
 def sorted_table(output: str, table: str) -> pd.DataFrame:
     frame = read_table(output, table)
-    keys = [c for c in ("order_id", "fill_id", "date", "broker", "desk", "strategy", "venue")]
+    keys = ["order_id", "fill_id", "date", "broker", "desk", "strategy", "venue", "bucket"]
     keys = [k for k in keys if k in frame.columns]
     return frame.sort_values(keys).reset_index(drop=True)
 
@@ -73,51 +70,113 @@ def test_tca_hand_day_one_worker(one_worker: str) -> None:
     manifest = read_manifest(one_worker)
     assert manifest is not None
     assert set(manifest["outputs"]) == set(TCA_TABLES)
+    assert len(manifest["inputs"]["prices"]["files"]) == 1
     summary = manifest["summary"]
-    assert (summary["orders"], summary["fills"], summary["symbols"]) == (3, 4, 2)
+    assert (summary["orders"], summary["fills"], summary["symbols"]) == (4, 4, 2)
     assert summary["dates"] == [DAY]
     assert summary["buckets"] == 2  # two per thread, one thread
+    # O3 arrives before any bar has ended; BBB's bars 7 (crossed) and 8 (bid 0) are skipped.
+    assert (summary["orders_without_arrival_bar"], summary["crossed_quotes"]) == (1, 2)
+    assert summary["symbols_without_adv"] == {}
+    assert summary["impact_coefficient"] == 1.0
     checks = summary["data_checks"]
     assert checks["fill_without_order"] == {"decision": "reject"}
+    assert checks["crossed_quote"] == {"decision": "skip", "bars": 2}
     assert checks["overfilled_order"] == {
         "decision": "flag",
         "flag_column": "flag_overfilled",
         "orders": 0,
     }
 
-    # by_broker: BK1 = O1 + O3 (O3 never filled: notional NaN, no weight), BK2 = O2.
+    # by_broker: BK1 = O1 + O3 (O3 never filled: notional NaN, no weight; its is_bps is NaN
+    # for want of an arrival quote), so every statistic is O1's.
     brokers = read_table(one_worker, "by_broker").set_index("broker")
-    assert brokers["n_orders"].to_dict() == {"BK1": 2, "BK2": 1}
+    assert brokers["n_orders"].to_dict() == {"BK1": 2, "BK2": 2}
     assert_close(brokers.loc["BK1", "notional"], 101050.0, "notional")
-    assert_close(brokers.loc["BK1", "is_total"], 1052.5 + 1000.0, "is_total")
+    assert_close(brokers.loc["BK1", "order_value"], 100000.0 + 24750.0, "order_value")
+    assert_close(brokers.loc["BK1", "is_total"], 1052.5, "is_total")  # NaN skipped
     for metric in COST_METRICS:
         for stat in ("mean", "p50", "p90"):
             want = EXPECTED["O1"][metric]
             assert_close(brokers.loc["BK1", f"{metric}_{stat}"], want, f"BK1 {metric} {stat}")
-    # by_day: the three orders; statistics of D1 (O1 and O2) since O3 has no weight.
+    # BK2 = O2 (-1511.3, a gain) + O4 (unfilled, +4000): +99.75 bps, a cost.
+    assert_close(brokers.loc["BK2", "is_bps_mean"], 2488.7 / 249500 * 1e4, "BK2 is_bps")
+    # by_day: is_bps over O1 (100000), O2 (200500), O4 (49000) by order value, sorted
+    # -75.38, 105.25, 816.33: shares 0.574, 0.860, 1: p50 = O2's, p90 = O4's.
     day = read_table(one_worker, "by_day")
-    assert len(day) == 1 and day.loc[0, "n_orders"] == 3 and day.loc[0, "n_fills"] == 4
-    a1, a2 = EXPECTED["O1"]["is_bps"], EXPECTED["O2"]["is_bps"]
-    # is_bps: -60.26 (weight 121012.5, share 0.545) then 105.25: p50 = O2's, p90 = O1's.
-    assert_close(day.loc[0, "is_bps_mean"], (101050 * a1 + 121012.5 * a2) / 222062.5, "mean")
-    assert_close(day.loc[0, "is_bps_p50"], a2, "p50")
-    assert_close(day.loc[0, "is_bps_p90"], a1, "p90")
+    assert len(day) == 1 and day.loc[0, "n_orders"] == 4 and day.loc[0, "n_fills"] == 4
+    assert_close(day.loc[0, "is_bps_mean"], (1052.5 - 1511.3 + 4000) / 349500 * 1e4, "mean")
+    assert_close(day.loc[0, "is_bps_p50"], EXPECTED["O2"]["is_bps"], "p50")
+    assert_close(day.loc[0, "is_bps_p90"], EXPECTED["O4"]["is_bps"], "p90")
     # by_venue: NYSE = F1 (O1's slice, 40300) + O2 (F3, F4: 121012.5); ARCA = F2 (60750).
     venues = read_table(one_worker, "by_venue").set_index("venue")
     assert venues["n_orders"].to_dict() == {"ARCA": 1, "NYSE": 2}
     assert venues["n_fills"].to_dict() == {"ARCA": 1, "NYSE": 3}
     assert_close(venues.loc["NYSE", "notional"], 161312.5, "notional")
-    nyse_o1 = 0.5 / 100.25 * 1e4  # F1 100.75 against the arrival mid 100.25
+    # NYSE's order value: 400 / 1000 of O1's 100000 and all of O2's 200500.
+    assert_close(venues.loc["NYSE", "order_value"], 40000.0 + 200500.0, "order value")
+    nyse_o1 = 0.75 / 100 * 1e4  # F1 100.75 against the arrival mid 100
     o2 = EXPECTED["O2"]["arrival_cost_bps"]
     assert_close(
         venues.loc["NYSE", "arrival_cost_bps_mean"],
         (40300 * nyse_o1 + 121012.5 * o2) / 161312.5,
         "NYSE mean",
     )
-    # O2 (-34.2) carries 0.75 of NYSE's weight: p50 = O2's, p90 = O1's slice.
+    # O2 (-59.2) carries 0.75 of NYSE's weight: p50 = O2's, p90 = O1's slice.
     assert_close(venues.loc["NYSE", "arrival_cost_bps_p50"], o2, "NYSE p50")
     assert_close(venues.loc["NYSE", "arrival_cost_bps_p90"], nyse_o1, "NYSE p90")
-    assert list(venues.columns[-len(metric_columns()) :]) == metric_columns()
+    # ARCA is F2 alone: its 1-minute markout, -0.25 / 101.25 (tests/test_tca_kernel.py).
+    assert_close(venues.loc["ARCA", "markout_1m_bps_mean"], -0.25 / 101.25 * 1e4, "markout")
+    assert list(venues.columns[-4:]) == list(VENUE_MARKOUT_COLUMNS)
+    marks = read_table(one_worker, "markouts").set_index("fill_id")
+    assert_close(marks.loc["F4", "markout_5m_bps"], -1.25 / 101 * 1e4, "F4 5m")
+    assert math.isnan(marks.loc["F4", "markout_30m_bps"])  # 15:05:45, after AAA's last bar
+
+    # Buckets (tests/test_tca_kernel.py): O3 arrives 10:29:50 New York time, the others
+    # 10:31 .. 10:32; sizes 0.5%, 1%, 5%, 10% of ADV; sigma: AAA's (O1, O2) is the 1/3 edge,
+    # BBB's (O3, O4) the 2/3 edge, each in the lower bucket.
+    tod = read_table(one_worker, "by_time_of_day").set_index("bucket")
+    assert tod["n_orders"].to_dict() == {"10:00": 1, "10:30": 3}
+    size = read_table(one_worker, "by_size")
+    assert size["bucket"].tolist() == ["<1%", "1-5%", "5-10%", ">=10%"]
+    assert size["n_orders"].tolist() == [1, 1, 1, 1]
+    assert_close(size.loc[3, "is_bps_mean"], EXPECTED["O4"]["is_bps"], "O4 alone")
+    vol = read_table(one_worker, "by_volatility").set_index("bucket")
+    assert vol["n_orders"].to_dict() == {"low": 2, "mid": 2}
+    assert_close(vol.loc["low", "is_bps_mean"], (1052.5 - 1511.3) / 300500 * 1e4, "low")
+    assert_close(
+        vol.loc["mid", "expected_cost_bps_mean"], EXPECTED["O4"]["expected_cost_bps"], "mid"
+    )
+
+
+def test_impact_coefficient_and_missing_prices(
+    hand_root: str, tmp_path: Path, scheduler: str
+) -> None:
+    import shutil
+
+    root = tmp_path / "in"
+    shutil.copytree(hand_root, root)
+    # Prices of AAA only: BBB's orders get no ADV (listed), and so no size bucket.
+    prices = pd.read_parquet(root / "prices")
+    prices = prices[prices["symbol"].astype(str) == "AAA"]
+    pq.write_table(
+        pa.Table.from_pandas(prices.drop(columns=["year"], errors="ignore"), preserve_index=False),
+        root / "prices" / "year=2024" / "part-0.parquet",
+    )
+    out = str(tmp_path / "run")
+    run_job("tca", str(root), out, "--scheduler", scheduler, "--impact-coefficient", "2.5")
+    manifest = read_manifest(out)
+    assert manifest is not None
+    assert manifest["summary"]["symbols_without_adv"] == {DAY: ["BBB"]}
+    assert manifest["summary"]["impact_coefficient"] == 2.5
+    orders = read_table(out, "orders").set_index("order_id")
+    # O1: 12.5 + 2.5 x sigma_A x sqrt(1000 / 200000) x 1e4
+    from tests.tca_hand_day import SIGMA_A
+
+    want = 12.5 + 2.5 * SIGMA_A * math.sqrt(0.005) * 1e4
+    assert_close(orders.loc["O1", "expected_cost_bps"], want, "Y = 2.5")
+    assert math.isnan(orders.loc["O4", "adv"]) and math.isnan(orders.loc["O4", "expected_cost_bps"])
+    assert read_table(out, "by_size")["bucket"].tolist() == ["<1%", "1-5%"]
 
 
 def test_tca_same_numbers_on_two_workers(
@@ -173,8 +232,15 @@ def test_execution_report_hand_day(hand_root: str, tmp_path: Path, scheduler: st
         "O1": "ARCA:0.6000,NYSE:0.4000",
         "O2": "NYSE:1.0000",
         "O3": "",
+        "O4": "",
     }
-    assert orders["limit_breaches"].to_dict() == {"O1": 1, "O2": 1, "O3": 0}
+    assert orders["limit_breaches"].to_dict() == {"O1": 1, "O2": 1, "O3": 0, "O4": 0}
+    assert orders["order_value"].to_dict() == {
+        "O1": 100000.0,
+        "O2": 200500.0,
+        "O3": 24750.0,
+        "O4": 49000.0,
+    }
     assert_close(orders.loc["O2", "fees"], 1.2, "fees")
     exceptions = read_table(out, "fill_exceptions")
     assert sorted(exceptions["fill_id"]) == ["F2", "F3"]
@@ -189,21 +255,31 @@ def test_execution_report_hand_day(hand_root: str, tmp_path: Path, scheduler: st
         4,
     )
     assert_close(d1["fill_rate"], 2200 / 3000, "fill_rate")
-    assert_close(d1["is_total"], 1052.5 - 1211.3, "is_total")
+    assert_close(d1["is_total"], 1052.5 - 1511.3, "is_total")
+    assert_close(d1["order_value"], 300500.0, "order_value")
+    # is_bps by order value: (1052.5 - 1511.3) / (100000 + 200500)
+    assert_close(d1["is_bps"], -458.8 / 300500 * 1e4, "is_bps")
     assert_close(d1["median_time_to_complete_s"], 170.0, "median")
     assert d1["limit_breaches"] == 2
     w1, w2 = 101050.0, 121012.5
     a1, a2 = EXPECTED["O1"]["arrival_cost_bps"], EXPECTED["O2"]["arrival_cost_bps"]
     assert_close(d1["arrival_cost_bps"], (w1 * a1 + w2 * a2) / (w1 + w2), "arrival")
-    d2 = desks.loc["D2"]  # O3, no fill
+    d2 = desks.loc["D2"]  # O3 and O4, no fill
     assert (d2["n_filled_orders"], d2["fill_rate"], d2["notional"]) == (0, 0.0, 0.0)
     assert math.isnan(d2["arrival_cost_bps"])
+    # Unfilled, yet their shortfall counts: O4's alone (O3's is NaN: no arrival quote).
+    assert_close(d2["is_bps"], EXPECTED["O4"]["is_bps"], "D2 is_bps")
     brokers = read_table(out, "broker_daily").set_index("broker")
-    assert brokers["n_orders"].to_dict() == {"BK1": 2, "BK2": 1}
+    assert brokers["n_orders"].to_dict() == {"BK1": 2, "BK2": 2}
+    # BK2: O2 (-1511.3) and O4 (+4000) by order value: +99.75 bps, a cost (by filled notional
+    # it would be O2's -75.38, a gain).
+    assert_close(brokers.loc["BK2", "is_bps"], 2488.7 / 249500 * 1e4, "BK2 is_bps")
 
     text = Path(out, "report.txt").read_text()
     assert f"Execution report {DAY}" in text
-    assert "Orders: 3 (2 with fills, 1 complete); fills: 4" in text
+    assert "Orders: 4 (2 with fills, 1 complete); fills: 4" in text
+    # Over O1, O2, O4: (1052.5 - 1511.3 + 4000) / 349500 = 3541.2 / 349500 = +101.32 bps.
+    assert "implementation shortfall (order-value-weighted) +101.32 bps" in text
     assert "Limit breaches: 2 fill(s)" in text
     manifest = read_manifest(out)
     assert manifest is not None and manifest["summary"]["report"] == f"{out}/report.txt"
@@ -221,27 +297,55 @@ def read_files(folder: Path) -> pd.DataFrame:
     )
 
 
-def naive_metrics(orders: pd.DataFrame, fills: pd.DataFrame, bars: pd.DataFrame) -> pd.DataFrame:
-    """The definitions of docs/jobs/tca.md, one order at a time with plain pandas filters."""
-    rows = []
+MINUTE = pd.Timedelta(minutes=1)
+
+
+def naive_stats(prices: pd.DataFrame, symbol: str, day: dt.date) -> tuple[float, float]:
+    """ADV and sigma of ``symbol`` before ``day``, from the XNYS sessions, by plain loops."""
+    sessions = [s.date() for s in XNYS.sessions_in_range(day - dt.timedelta(days=90), day)]
+    before = [s for s in sessions if s < day][-21:]
+    mine = prices[prices["symbol"] == symbol]
+    dates = pd.to_datetime(mine["date"]).dt.date
+    by_date = {d: (c, v) for d, c, v in zip(dates, mine["close"], mine["volume"], strict=True)}
+    volumes = [by_date[s][1] for s in before[-20:] if s in by_date]
+    closes = [by_date[s][0] for s in before if s in by_date]
+    returns = [b / a - 1.0 for a, b in itertools.pairwise(closes)]
+    adv = sum(volumes) / len(volumes) if volumes else math.nan
+    if len(returns) < 2:
+        return adv, math.nan
+    mean = sum(returns) / len(returns)
+    return adv, math.sqrt(sum((r - mean) ** 2 for r in returns) / (len(returns) - 1))
+
+
+def naive_metrics(
+    orders: pd.DataFrame, fills: pd.DataFrame, bars: pd.DataFrame, prices: pd.DataFrame
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """docs/jobs/tca.md's definitions, one order (and one fill) at a time with plain pandas
+    filters: the per-order columns and the markouts."""
+    rows, mark_rows = [], []
     for order in orders.itertuples():
         # the bars of the order's symbol on the order's date
         same = (bars["symbol"] == order.symbol) & (
             bars["ts"].dt.date == pd.Timestamp(order.date).date()
         )
         b = bars[same].sort_values("ts")
+        quoted = b[(b["bid"] > 0) & (b["bid"] <= b["ask"])]
+        close = b["ts"].max() + MINUTE
         f = fills[fills["order_id"] == order.order_id]
         s = 1.0 if order.side == "BUY" else -1.0
 
-        def mid(t: pd.Timestamp, b: pd.DataFrame = b) -> float:
-            before = b[b["ts"] <= t]
-            return (
-                math.nan
-                if before.empty
-                else float((before["bid"].iloc[-1] + before["ask"].iloc[-1]) / 2)
-            )
+        def quote(t: pd.Timestamp, q: pd.DataFrame = quoted) -> tuple[float, float]:
+            done = q[q["ts"] + MINUTE <= t]
+            if done.empty:
+                return math.nan, math.nan
+            bid, ask = float(done["bid"].iloc[-1]), float(done["ask"].iloc[-1])
+            return bid, ask
 
-        inside = b[(b["ts"] >= order.arrival_ts) & (b["ts"] <= order.end_ts)]
+        def mid(t: pd.Timestamp) -> float:
+            bid, ask = quote(t)
+            return (bid + ask) / 2
+
+        inside = b[(b["ts"] < order.end_ts) & (b["ts"] + MINUTE > order.arrival_ts)]
         volume = float(inside["volume"].sum())
         vwap = float((inside["volume"] * inside["vwap"]).sum() / volume)
         filled = float(f["quantity"].sum())
@@ -252,15 +356,19 @@ def naive_metrics(orders: pd.DataFrame, fills: pd.DataFrame, bars: pd.DataFrame)
             q * s * (p - mid(t)) / mid(t) * 1e4
             for q, p, t in zip(f["quantity"], f["price"], f["ts"], strict=True)
         )
+        value = order.quantity * pd_
+        delay = s * order.quantity * (p0 - pd_)
         trading = s * float((f["quantity"] * (f["price"] - p0)).sum())
-        total = (
-            s * order.quantity * (p0 - pd_)
-            + trading
-            + s * (order.quantity - filled) * (pn - p0)
-            + float(f["fee"].sum())
-        )
+        opportunity = s * (order.quantity - filled) * (pn - p0)
+        fees = float(f["fee"].sum())
+        total = delay + trading + opportunity + fees
         horizon = f["ts"].max() + pd.Timedelta(minutes=5) if len(f) else None
-        covered = horizon is not None and horizon < b["ts"].max() + pd.Timedelta(minutes=1)
+        covered = horizon is not None and horizon < close
+        bid, ask = quote(order.arrival_ts)
+        half = (ask - bid) / 2 / ((bid + ask) / 2) * 1e4
+        adv, sigma = naive_stats(prices, order.symbol, pd.Timestamp(order.date).date())
+        expected = half + sigma * math.sqrt(order.quantity / adv) * 1e4
+        is_bps = total / value * 1e4
         rows.append(
             {
                 "order_id": order.order_id,
@@ -274,11 +382,61 @@ def naive_metrics(orders: pd.DataFrame, fills: pd.DataFrame, bars: pd.DataFrame)
                 "vwap_slippage_bps": s * (avg - vwap) / vwap * 1e4,
                 "spread_cost_bps": spread / filled if filled else math.nan,
                 "is_total": total,
-                "is_bps": total / (order.quantity * pd_) * 1e4,
+                "is_bps": is_bps,
+                "order_value": value,
+                "is_delay_bps": delay / value * 1e4,
+                "is_trading_bps": trading / value * 1e4,
+                "is_opportunity_bps": opportunity / value * 1e4,
+                "is_fees_bps": fees / value * 1e4,
                 "impact_bps": s * (mid(horizon) - p0) / p0 * 1e4 if covered else math.nan,
+                "adv": adv,
+                "sigma": sigma,
+                "half_spread_bps": half,
+                "expected_cost_bps": expected,
+                "cost_vs_expected_bps": is_bps - expected,
             }
         )
-    return pd.DataFrame(rows).sort_values("order_id").reset_index(drop=True)
+        for fill in f.itertuples():
+            mark = {"fill_id": fill.fill_id, "broker": order.broker}
+            for h in (1, 5, 15, 30):
+                later = fill.ts + h * MINUTE
+                m = mid(later) if later <= close else math.nan
+                mark[f"markout_{h}m_bps"] = s * (m - fill.price) / fill.price * 1e4
+            mark_rows.append(mark)
+    got = pd.DataFrame(rows).sort_values("order_id").reset_index(drop=True)
+    return got, pd.DataFrame(mark_rows).sort_values("fill_id").reset_index(drop=True)
+
+
+def naive_buckets(orders: pd.DataFrame) -> pd.DataFrame:
+    """Each order's three buckets, by plain loops over the docs' rules."""
+    out = []
+    for _, group in orders.groupby("date"):
+        sigmas = sorted(x for x in group["sigma"] if not math.isnan(x))
+        # numpy's linear quantile, written out: position q (n - 1) between two sorted values
+        edges = []
+        for q in (1 / 3, 2 / 3):
+            pos = q * (len(sigmas) - 1)
+            lo = math.floor(pos)
+            hi = min(lo + 1, len(sigmas) - 1)
+            edges.append(sigmas[lo] + (sigmas[hi] - sigmas[lo]) * (pos - lo))
+        for order in group.itertuples():
+            local = order.arrival_ts.tz_convert("America/New_York")
+            minute = (local.hour * 60 + local.minute) // 30 * 30
+            pct = order.quantity * 100 / order.adv
+            size = next(
+                (label for edge, label in ((1, "<1%"), (5, "1-5%"), (10, "5-10%")) if pct < edge),
+                ">=10%",
+            )
+            vol = "low" if order.sigma <= edges[0] else "mid" if order.sigma <= edges[1] else "high"
+            out.append(
+                {
+                    "order_id": order.order_id,
+                    "by_time_of_day": f"{minute // 60:02d}:{minute % 60:02d}",
+                    "by_size": size if not math.isnan(pct) else None,
+                    "by_volatility": vol if not math.isnan(order.sigma) else None,
+                }
+            )
+    return pd.DataFrame(out)
 
 
 def test_both_jobs_on_the_generated_market(market: Path, tmp_path: Path, scheduler: str) -> None:
@@ -289,22 +447,33 @@ def test_both_jobs_on_the_generated_market(market: Path, tmp_path: Path, schedul
         args = [job, "--input", str(market), "--output", out, "--scheduler", scheduler]
         result = run_cli([*args, "--start", start, "--end", end])
         assert result.code == 0, result.stderr
-    orders_in, fills_in, bars_in = (
-        read_files(market / name) for name in ("orders", "fills", "bars")
+    orders_in, fills_in, bars_in, prices_in = (
+        read_files(market / name) for name in ("orders", "fills", "bars", "prices")
     )
     got = sorted_table(tca, "orders")
     assert len(got) == len(orders_in) and got["n_fills"].sum() == len(fills_in)
-    want = naive_metrics(orders_in, fills_in, bars_in)
+    want, want_marks = naive_metrics(orders_in, fills_in, bars_in, prices_in)
     pd.testing.assert_frame_equal(got[want.columns], want, rtol=1e-9, atol=1e-9, check_dtype=False)
+    # The four terms sum to is_bps; the model has something to say about every order.
+    terms = got[["is_delay_bps", "is_trading_bps", "is_opportunity_bps", "is_fees_bps"]]
+    np.testing.assert_allclose(terms.sum(axis=1), got["is_bps"], rtol=1e-9, atol=1e-9)
+    assert got["expected_cost_bps"].notna().mean() > 0.9
+    marks = sorted_table(tca, "markouts")
+    assert marks["fill_id"].tolist() == want_marks["fill_id"].tolist()
+    pd.testing.assert_frame_equal(
+        marks[want_marks.columns], want_marks, rtol=1e-9, atol=1e-9, check_dtype=False
+    )
+    assert marks["markout_30m_bps"].isna().any() and marks["markout_30m_bps"].notna().any()
     manifest = read_manifest(tca)
     assert manifest is not None and manifest["summary"]["dates"] == [start, end]
 
-    # by_broker against np.average and the plain-loop percentile.
+    # by_broker against np.average and the plain-loop percentile, with each metric's weight.
     brokers = sorted_table(tca, "by_broker").set_index("broker")
     for broker, group in got.groupby("broker"):
-        traded = group[group["notional"] > 0]
-        for metric in ("arrival_cost_bps", "is_bps"):
-            values, weights = traded[metric].to_numpy(), traded["notional"].to_numpy()
+        for metric, weight in (("arrival_cost_bps", "notional"), ("is_bps", "order_value")):
+            ok = group[group[weight].fillna(0) > 0]
+            ok = ok[ok[metric].notna()]
+            values, weights = ok[metric].to_numpy(), ok[weight].to_numpy()
             assert_close(
                 brokers.loc[broker, f"{metric}_mean"],
                 float(np.average(values, weights=weights)),
@@ -313,6 +482,19 @@ def test_both_jobs_on_the_generated_market(market: Path, tmp_path: Path, schedul
             assert brokers.loc[broker, f"{metric}_p90"] == reference_quantile(
                 list(values), list(weights), 0.9
             )
+    # The bucket tables against buckets assigned by a plain loop.
+    labelled = got.merge(naive_buckets(got), on="order_id")
+    for table in ("by_time_of_day", "by_size", "by_volatility"):
+        found = sorted_table(tca, table).set_index("bucket")
+        for bucket, group in labelled.dropna(subset=[table]).groupby(table):
+            assert found.loc[bucket, "n_orders"] == len(group), (table, bucket)
+            ok = group[group["is_bps"].notna()]
+            assert_close(
+                found.loc[bucket, "is_bps_mean"],
+                float(np.average(ok["is_bps"], weights=ok["order_value"])),
+                f"{table} {bucket}",
+            )
+        assert found["n_orders"].sum() == labelled[table].notna().sum()
 
     report = sorted_table(rep, "orders")
     assert report["order_id"].tolist() == got["order_id"].tolist()
@@ -332,6 +514,9 @@ def test_flat_folder_with_other_dates(one_worker: str, tmp_path: Path, scheduler
     nested = tmp_path / "nested"
     write_hand_day(nested)
     flat = tmp_path / "flat"
+    (flat / "prices").mkdir(parents=True)
+    for i, path in enumerate(sorted((nested / "prices").rglob("*.parquet"))):
+        pq.write_table(pq.read_table(path, partitioning=None), flat / "prices" / f"p{i}.parquet")
     for name in ("orders", "fills", "bars"):
         (flat / name).mkdir(parents=True)
         for i, path in enumerate(sorted((nested / name).rglob("*.parquet"))):
@@ -362,7 +547,7 @@ def test_flat_folder_with_other_dates(one_worker: str, tmp_path: Path, scheduler
     assert result.code == 0, result.stderr
     days = read_table(both, "by_day")
     assert [str(d) for d in days["date"]] == ["2024-03-27", DAY]
-    assert days["n_orders"].tolist() == [3, 3]
+    assert days["n_orders"].tolist() == [4, 4]
 
 
 def test_symbols_filter(one_worker: str, hand_root: str, tmp_path: Path, scheduler: str) -> None:

@@ -1,246 +1,32 @@
-"""The TCA kernels on a hand-built day, every number derived by hand; and the weighted
-percentile against an independent implementation.
-
-The day (2024-03-28), bars from 14:30 UTC, one a minute, k = 0..9 (bar k starts 14:3k and
-covers [14:3k, 14:3k + 1 min); the last bar ends at 14:40):
-
-- AAA (file with a vwap column): mid_k = 100 + 0.25 k, bid/ask = mid -/+ 0.125,
-  high/low = mid +/- 0.25, open = close = mid, volume_k = 1000 (k + 1), vwap_k = mid_k + 0.125.
-- BBB (file without vwap): mid_k = 50 + 0.5 k, bid/ask = mid -/+ 0.25, high/low = mid +/- 1,
-  close = mid + 0.25 (so (high + low + close) / 3 = mid + 1/12), volume_k = 100 (k + 1).
-
-Orders:
-
-- O1 AAA BUY 1000, arrival 14:31:30, end 14:35:00, limit 101, decision 100, BK1/D1/VWAP;
-  fills F1 14:32:10 400 @ 100.75 NYSE fee 1.0, F2 14:34:20 600 @ 101.25 ARCA fee 1.5 (complete).
-- O2 AAA SELL 2000, arrival 14:32:00, end 14:36:30, limit 100.75, no decision, BK2/D1/TWAP;
-  fills F3 14:33:00 500 @ 100.625 NYSE fee 0.5, F4 14:35:45 700 @ 101.0 NYSE fee 0.7 (partial).
-- O3 BBB BUY 500, arrival 14:30:30, end 14:33:30, no limit, decision 49.5, BK1/D2/IS; no fill.
-"""
+"""The TCA kernels on the hand-built day of tests/tca_hand_day.py, every number derived by hand;
+and the weighted percentile against an independent implementation."""
 
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from analytics.data.schemas import BARS, FILLS, ORDERS, arrow_schema
+from analytics.errors import InputError
 from analytics.jobs.execution_report import tables as report
-from analytics.jobs.tca import aggregate, kernel
-
-DAY = "2024-03-28"
-T0 = pd.Timestamp(f"{DAY} 14:30", tz="UTC")
-V1 = 1819250 / 18000  # O1's interval vwap (below)
-
-
-def at(text: str) -> pd.Timestamp:
-    return pd.Timestamp(f"{DAY} {text}", tz="UTC")
-
-
-def hand_bars() -> tuple[pd.DataFrame, pd.DataFrame]:
-    k = np.arange(10)
-    ts = [T0 + pd.Timedelta(minutes=int(i)) for i in k]
-    mid = 100 + 0.25 * k
-    aaa = pd.DataFrame(
-        {
-            "symbol": "AAA",
-            "ts": ts,
-            "open": mid,
-            "high": mid + 0.25,
-            "low": mid - 0.25,
-            "close": mid,
-            "volume": 1000.0 * (k + 1),
-            "bid": mid - 0.125,
-            "ask": mid + 0.125,
-            "vwap": mid + 0.125,
-        }
-    )
-    mid = 50 + 0.5 * k
-    bbb = pd.DataFrame(
-        {
-            "symbol": "BBB",
-            "ts": ts,
-            "open": mid,
-            "high": mid + 1,
-            "low": mid - 1,
-            "close": mid + 0.25,
-            "volume": 100.0 * (k + 1),
-            "bid": mid - 0.25,
-            "ask": mid + 0.25,
-        }
-    )
-    return aaa, bbb
-
-
-def hand_orders() -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "order_id": ["O1", "O2", "O3"],
-            "date": pd.to_datetime([DAY] * 3),
-            "symbol": ["AAA", "AAA", "BBB"],
-            "side": ["BUY", "SELL", "BUY"],
-            "quantity": [1000.0, 2000.0, 500.0],
-            "arrival_ts": [at("14:31:30"), at("14:32:00"), at("14:30:30")],
-            "end_ts": [at("14:35:00"), at("14:36:30"), at("14:33:30")],
-            "limit_price": [101.0, 100.75, np.nan],
-            "broker": ["BK1", "BK2", "BK1"],
-            "desk": ["D1", "D1", "D2"],
-            "strategy": ["VWAP", "TWAP", "IS"],
-            "decision_price": [100.0, np.nan, 49.5],
-        }
-    )
-
-
-def hand_fills() -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "fill_id": ["F1", "F2", "F3", "F4"],
-            "order_id": ["O1", "O1", "O2", "O2"],
-            "ts": [at("14:32:10"), at("14:34:20"), at("14:33:00"), at("14:35:45")],
-            "symbol": ["AAA"] * 4,
-            "side": ["BUY", "BUY", "SELL", "SELL"],
-            "quantity": [400.0, 600.0, 500.0, 700.0],
-            "price": [100.75, 101.25, 100.625, 101.0],
-            "venue": ["NYSE", "ARCA", "NYSE", "NYSE"],
-            "fee": [1.0, 1.5, 0.5, 0.7],
-        }
-    )
-
-
-def write_hand_day(
-    root: Path | str,
-    orders: pd.DataFrame | None = None,
-    fills: pd.DataFrame | None = None,
-    *,
-    filesystem: object = None,
-) -> None:
-    """The hand-built day in the input layout (``date=`` folders; AAA and BBB bars in two
-    files, BBB's without vwap)."""
-    aaa, bbb = hand_bars()
-    bars_schema = arrow_schema(BARS)
-    files = {
-        f"bars/date={DAY}/aaa.parquet": pa.Table.from_pandas(
-            aaa, schema=bars_schema, preserve_index=False
-        ),
-        f"bars/date={DAY}/bbb.parquet": pa.Table.from_pandas(
-            bbb,
-            schema=arrow_schema(BARS, include_optional=False),
-            preserve_index=False,
-        ),
-        f"orders/date={DAY}/part-0.parquet": pa.Table.from_pandas(
-            hand_orders() if orders is None else orders,
-            schema=arrow_schema(ORDERS),
-            preserve_index=False,
-        ),
-        f"fills/date={DAY}/part-0.parquet": pa.Table.from_pandas(
-            hand_fills() if fills is None else fills,
-            schema=arrow_schema(FILLS),
-            preserve_index=False,
-        ),
-    }
-    for rel, table in files.items():
-        path = f"{str(root).rstrip('/')}/{rel}"
-        if filesystem is None:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        pq.write_table(table, path, filesystem=filesystem)
-
-
-# Every metric of the three orders, by hand (s = +1 buy, -1 sell; bps = 1e4).
-EXPECTED: dict[str, dict[str, float]] = {
-    "O1": {
-        # arrival 14:31:30 -> last bar starting at or before it is k=1: mid 100.25
-        "arrival_mid": 100.25,
-        # bars starting in [14:31:30, 14:35:00] are k = 2..5 (14:35 included):
-        # vwap 100.625, 100.875, 101.125, 101.375; volume 3000, 4000, 5000, 6000 = 18000;
-        # sum = 301875 + 403500 + 505625 + 608250 = 1819250
-        "interval_vwap": V1,
-        "market_volume": 18000.0,
-        "end_mid": 101.25,  # bar k=5 starts at 14:35:00 exactly
-        "filled_quantity": 1000.0,
-        "fill_rate": 1.0,
-        "n_fills": 2,
-        # (400 * 100.75 + 600 * 101.25) / 1000 = (40300 + 60750) / 1000
-        "avg_price": 101.05,
-        "notional": 101050.0,
-        "participation": 1000 / 18000,
-        "arrival_cost_bps": (101.05 - 100.25) / 100.25 * 1e4,  # 79.80
-        # 101.05 * 18000 = 1818900: (1818900 - 1819250) / 1819250
-        "vwap_slippage_bps": -350 / 1819250 * 1e4,  # -1.92
-        # F1 14:32:10 -> bar 2, mid 100.5: 0.25 / 100.5; F2 14:34:20 -> bar 4, mid 101:
-        # 0.25 / 101; weighted by 400 and 600
-        "spread_cost_bps": (400 * 2500 / 100.5 + 600 * 2500 / 101) / 1000,
-        # S = 1000, P_d = 100, P_0 = 100.25, P_n = 101.25
-        "is_delay": 1000 * 0.25,  # 250
-        "is_trading": 400 * 0.5 + 600 * 1.0,  # 800
-        "is_opportunity": 0.0,
-        "is_fees": 2.5,
-        "is_total": 1052.5,
-        "is_bps": 1052.5 / (1000 * 100) * 1e4,  # 105.25
-        # last fill 14:34:20 + 5 min = 14:39:20, inside the last bar [14:39, 14:40): mid 102.25
-        "impact_bps": 2 / 100.25 * 1e4,  # 199.50
-    },
-    "O2": {
-        "arrival_mid": 100.5,  # arrival 14:32:00 is bar 2's start
-        # bars k = 2..6: 1819250 + 7000 * 101.625 = 2530625 over 25000
-        "interval_vwap": 101.225,
-        "market_volume": 25000.0,
-        "end_mid": 101.5,  # 14:36:30 -> bar 6
-        "filled_quantity": 1200.0,
-        "fill_rate": 0.6,
-        "n_fills": 2,
-        # (500 * 100.625 + 700 * 101) / 1200 = 121012.5 / 1200
-        "avg_price": 100.84375,
-        "notional": 121012.5,
-        "participation": 0.048,
-        "arrival_cost_bps": -0.34375 / 100.5 * 1e4,  # -34.20: sold above the arrival mid
-        "vwap_slippage_bps": 0.38125 / 101.225 * 1e4,  # 37.66: sold below the vwap
-        # F3 14:33:00 -> bar 3 (starts then), mid 100.75: -(100.625 - 100.75) / 100.75;
-        # F4 14:35:45 -> bar 5, mid 101.25: -(101 - 101.25) / 101.25
-        "spread_cost_bps": (500 * 1250 / 100.75 + 700 * 2500 / 101.25) / 1200,
-        # S = 2000, P_d = P_0 = 100.5 (no decision price), P_n = 101.5
-        "is_delay": 0.0,
-        "is_trading": -(500 * 0.125 + 700 * 0.5),  # -412.5
-        "is_opportunity": -(2000 - 1200) * 1.0,  # -800
-        "is_fees": 1.2,
-        "is_total": -412.5 - 800 + 1.2,  # -1211.3
-        "is_bps": -1211.3 / (2000 * 100.5) * 1e4,  # -60.26
-        # last fill 14:35:45 + 5 min = 14:40:45: after the last bar's end (14:40)
-        "impact_bps": math.nan,
-    },
-    "O3": {
-        "arrival_mid": 50.0,  # 14:30:30 -> bar 0
-        # bars k = 1..3, no vwap column: (h + l + c) / 3 = mid + 1/12 with mids 50.5, 51,
-        # 51.5 and volumes 200, 300, 400: (10100 + 15300 + 20600 + 900 / 12) / 900
-        "interval_vwap": 46075 / 900,
-        "market_volume": 900.0,
-        "end_mid": 51.5,
-        "filled_quantity": 0.0,
-        "fill_rate": 0.0,
-        "n_fills": 0,
-        "avg_price": math.nan,
-        "notional": math.nan,  # filled_quantity x avg_price = 0 x NaN
-        "participation": 0.0,
-        "arrival_cost_bps": math.nan,
-        "vwap_slippage_bps": math.nan,
-        "spread_cost_bps": math.nan,
-        # S = 500, P_d = 49.5, P_0 = 50, P_n = 51.5
-        "is_delay": 500 * 0.5,  # 250
-        "is_trading": 0.0,
-        "is_opportunity": 500 * 1.5,  # 750
-        "is_fees": 0.0,
-        "is_total": 1000.0,
-        "is_bps": 1000 / (500 * 49.5) * 1e4,  # 404.04
-        "impact_bps": math.nan,
-    },
-}
-METRIC_NAMES = list(EXPECTED["O1"])
+from analytics.jobs.tca import aggregate, buckets, kernel, markouts, pretrade
+from tests.tca_hand_day import (
+    DAY,
+    EXPECTED,
+    SIGMA_A,
+    SIGMA_B,
+    V1,
+    at,
+    hand_bars,
+    hand_fills,
+    hand_orders,
+    hand_prices,
+    hand_stats,
+)
 
 
 def assert_close(actual: float, expected: float, what: str) -> None:
@@ -253,7 +39,7 @@ def assert_close(actual: float, expected: float, what: str) -> None:
 def assert_expected_orders(frame: pd.DataFrame) -> None:
     """``frame`` (one row per order, with order_id) holds the hand-computed numbers."""
     rows = frame.set_index(frame["order_id"].astype(str))
-    assert sorted(rows.index) == ["O1", "O2", "O3"]
+    assert sorted(rows.index) == ["O1", "O2", "O3", "O4"]
     for order_id, expected in EXPECTED.items():
         for name, value in expected.items():
             assert_close(float(rows.loc[order_id, name]), value, f"{order_id}.{name}")
@@ -262,7 +48,7 @@ def assert_expected_orders(frame: pd.DataFrame) -> None:
 def hand_partition() -> kernel.Partition:
     aaa, bbb = hand_bars()
     bars = pd.concat([aaa, bbb], ignore_index=True)
-    return kernel.join(DAY, hand_orders(), hand_fills(), bars)
+    return kernel.join(DAY, hand_orders(), hand_fills(), bars, stats=hand_stats())
 
 
 def test_order_costs_by_hand() -> None:
@@ -280,6 +66,7 @@ def test_order_costs_do_not_depend_on_row_order() -> None:
         hand_orders().iloc[::-1],
         hand_fills().sample(frac=1.0, random_state=2),
         bars,
+        stats=hand_stats().iloc[::-1],
     )
     assert_expected_orders(pd.concat([p.orders[["order_id"]], kernel.order_costs(p)], axis=1))
 
@@ -288,18 +75,19 @@ def test_venue_slices_by_hand() -> None:
     p = hand_partition()
     slices = kernel.venue_costs(p, kernel.order_costs(p)).set_index(["order_id", "venue"])
     assert sorted(slices.index) == [("O1", "ARCA"), ("O1", "NYSE"), ("O2", "NYSE")]
-    # O1 on ARCA is F2 alone: 600 @ 101.25 against arrival 100.25, vwap V1, mid 101.
+    # O1 on ARCA is F2 alone: 600 @ 101.25 against arrival 100, vwap V1, prevailing mid 100.75.
     arca = slices.loc[("O1", "ARCA")]
     assert_close(arca["notional"], 60750.0, "notional")
-    assert_close(arca["arrival_cost_bps"], 1 / 100.25 * 1e4, "arrival")
+    assert_close(arca["order_value"], 100000 * 600 / 1000, "order value share")
+    assert_close(arca["arrival_cost_bps"], 1.25 / 100 * 1e4, "arrival")
     assert_close(arca["vwap_slippage_bps"], (101.25 - V1) / V1 * 1e4, "vwap")
-    assert_close(arca["spread_cost_bps"], 2500 / 101, "spread")
-    # is_bps and impact_bps are the order's.
-    assert_close(arca["is_bps"], 105.25, "is_bps")
-    assert_close(arca["impact_bps"], 2 / 100.25 * 1e4, "impact")
+    assert_close(arca["spread_cost_bps"], 5000 / 100.75, "spread")
+    # impact and the order-value metrics are the order's.
+    for name in ("is_bps", "is_trading_bps", "impact_bps", "expected_cost_bps"):
+        assert_close(arca[name], EXPECTED["O1"][name], name)
     # O2 trades on NYSE only: its slice is the order.
     nyse = slices.loc[("O2", "NYSE")]
-    for name in ("notional", "arrival_cost_bps", "vwap_slippage_bps", "spread_cost_bps"):
+    for name in ("notional", "order_value", "arrival_cost_bps", "spread_cost_bps"):
         assert_close(nyse[name], EXPECTED["O2"][name], name)
     assert int(nyse["n_fills"]) == 2
 
@@ -320,14 +108,14 @@ def test_execution_columns_by_hand() -> None:
     assert rows.loc["O2", "time_to_last_fill_s"] == 225.0
     assert rows.loc["O2", "venue_shares"] == "NYSE:1.0000"
     # Limits: F2 buys 101.25 above O1's 101; F3 sells 100.625 below O2's 100.75.
-    assert rows["limit_breaches"].tolist() == [1, 1, 0]
+    assert rows["limit_breaches"].tolist() == [1, 1, 0, 0]
     # Every fill is inside its bar's [low, high] (F1, F2 and F4 on the boundary).
-    assert rows["price_anomalies"].tolist() == [0, 0, 0]
-    assert rows["fills_without_bar"].tolist() == [0, 0, 0]
+    assert rows["price_anomalies"].tolist() == [0, 0, 0, 0]
+    assert rows["fills_without_bar"].tolist() == [0, 0, 0, 0]
     assert rows.loc["O3", "n_venues"] == 0 and rows.loc["O3", "venue_shares"] == ""
     assert exceptions["fill_id"].tolist() == ["F2", "F3"]
     assert exceptions["limit_breach"].all() and not exceptions["price_anomaly"].any()
-    # F3 at 14:33:00 is in bar 3: mid 100.75 +/- 0.25.
+    # F3 at 14:33:00 is in bar 3 (the bar it trades in, not the quote's): mid 100.75 +/- 0.25.
     assert exceptions.set_index("fill_id").loc["F3", ["bar_low", "bar_high"]].tolist() == [
         100.5,
         101.0,
@@ -340,8 +128,117 @@ def test_price_outside_the_bar_is_an_anomaly() -> None:
     fills.loc[0, "price"] = 100.8  # F1 in bar 2, whose high is 100.75
     p = kernel.join(DAY, hand_orders(), fills, pd.concat([aaa, bbb]))
     execution, exceptions = report.execution_columns(p, kernel.order_costs(p))
-    assert execution["price_anomalies"].tolist() == [1, 0, 0]
+    assert execution["price_anomalies"].tolist() == [1, 0, 0, 0]
     assert exceptions.set_index("fill_id").loc["F1", "price_anomaly"]
+
+
+def test_quote_counts_by_hand() -> None:
+    p = hand_partition()
+    counts = kernel.flag_counts(p, kernel.order_costs(p))
+    # BBB bar 7 (crossed) and bar 8 (bid 0); O3 arrives before any bar has ended.
+    assert counts.crossed_quotes == 2
+    assert counts.orders_without_arrival_bar == 1
+    assert counts.data_checks()["crossed_quote"] == {"decision": "skip", "bars": 2}
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "named"),
+    [("low", 100.5, "high, low"), ("close", 100.8, "close"), ("close", 100.2, "close")],
+)
+def test_inconsistent_bar_is_rejected(column: str, value: float, named: str) -> None:
+    aaa, bbb = hand_bars()
+    aaa.loc[2, column] = value  # bar 2: mid 100.5, high 100.75, low 100.25
+    if column == "low":
+        aaa.loc[2, "high"] = 100.4  # high 100.4 < low 100.5
+    with pytest.raises(InputError) as err:
+        kernel.join(DAY, hand_orders(), hand_fills(), pd.concat([aaa, bbb]))
+    text = str(err.value)
+    assert "dataset 'bars'" in text and f"column '{named}'" in text, text
+    assert "AAA at 2024-03-28 14:32:00" in text
+
+
+def test_markouts_by_hand() -> None:
+    marks = markouts.fill_markouts(hand_partition()).set_index("fill_id")
+    # m(T) = the prevailing mid; AAA's last bar ends 15:05 (later horizons: NaN).
+    expected = {
+        # F1 BUY @ 100.75 at 14:32:10: +1m 14:33:10 bar 2 (100.5); +5m 14:37:10 bar 6 (101.5);
+        # +15m 14:47:10 bar 16 (104); +30m 15:02:10 bar 31 (107.75)
+        "F1": [-0.25 / 100.75, 0.75 / 100.75, 3.25 / 100.75, 7.0 / 100.75],
+        # F2 BUY @ 101.25 at 14:34:20: bars 4 (101), 8 (102), 18 (104.5), 33 (108.25)
+        "F2": [-0.25 / 101.25, 0.75 / 101.25, 3.25 / 101.25, 7.0 / 101.25],
+        # F3 SELL @ 100.625 at 14:33:00: bars 3 (100.75), 7 (101.75), 17 (104.25), 32 (108)
+        "F3": [-0.125 / 100.625, -1.125 / 100.625, -3.625 / 100.625, -7.375 / 100.625],
+        # F4 SELL @ 101 at 14:35:45: bars 5 (101.25), 9 (102.25), 19 (104.75); +30m 15:05:45 is
+        # after 15:05, the end of AAA's last bar: NaN
+        "F4": [-0.25 / 101, -1.25 / 101, -3.75 / 101, math.nan],
+    }
+    for fill_id, values in expected.items():
+        for column, value in zip(markouts.MARKOUT_COLUMNS, values, strict=True):
+            assert_close(float(marks.loc[fill_id, column]), value * 1e4, f"{fill_id} {column}")
+    assert marks.loc["F3", "broker"] == "BK2" and marks.loc["F2", "venue"] == "ARCA"
+
+    # by venue, weighted by q x price: NYSE = F1 40300, F3 50312.5, F4 70700; ARCA = F2.
+    venues = markouts.venue_markouts(marks.reset_index()).set_index("venue")
+    w = {"F1": 40300.0, "F3": 50312.5, "F4": 70700.0}
+    for i, mean in enumerate(markouts.VENUE_MARKOUT_COLUMNS):
+        used = {f: wf for f, wf in w.items() if not math.isnan(expected[f][i])}
+        want = sum(wf * expected[f][i] * 1e4 for f, wf in used.items()) / sum(used.values())
+        assert_close(float(venues.loc["NYSE", mean]), want, f"NYSE {mean}")
+        assert_close(float(venues.loc["ARCA", mean]), expected["F2"][i] * 1e4, f"ARCA {mean}")
+
+
+def test_price_stats_by_hand() -> None:
+    from analytics.sessions import exchange_calendar
+
+    day = pd.Timestamp(DAY).date()
+    sessions = [s.date() for s in exchange_calendar("XNYS").sessions_in_range("2024-01-02", DAY)]
+    windows = pretrade.session_windows([day], sessions)
+    # 21 sessions before Thursday 2024-03-28: 2024-02-28 .. 2024-03-27.
+    assert (str(windows[day][0]), str(windows[day][-1]), len(windows[day])) == (
+        "2024-02-28",
+        "2024-03-27",
+        21,
+    )
+    prices = hand_prices()
+    one_row = pd.DataFrame(
+        {"symbol": ["CCC"], "date": pd.to_datetime(["2024-03-27"]), "close": [5.0], "volume": [7.0]}
+    )
+    stats = pretrade.price_stats(pd.concat([prices, one_row]), windows)[day].set_index("symbol")
+    assert_close(stats.loc["AAA", "adv"], 200_000.0, "AAA adv")
+    assert_close(stats.loc["AAA", "sigma"], SIGMA_A, "AAA sigma")
+    assert_close(stats.loc["BBB", "adv"], 10_000.0, "BBB adv")
+    assert_close(stats.loc["BBB", "sigma"], SIGMA_B, "BBB sigma")
+    # CCC: one row, so an ADV of 7 but no return: sigma NaN.
+    assert stats.loc["CCC", "adv"] == 7.0 and math.isnan(stats.loc["CCC", "sigma"])
+    with pytest.raises(InputError, match="repeat a"):
+        pretrade.price_stats(pd.concat([prices, prices.iloc[[5]]]), windows)
+
+
+def test_buckets_by_hand() -> None:
+    arrivals = np.array(
+        [t.value for t in (at("14:31:30"), at("14:32:00"), at("14:29:50"), at("15:00:00"))]
+    )
+    # New York is UTC-4 on 2024-03-28: 10:31:30, 10:32, 10:29:50, 11:00 (a bucket's start).
+    got = buckets.time_of_day(arrivals, "America/New_York")
+    assert list(got.astype(str)) == ["10:30", "10:30", "10:00", "11:00"]
+    # Size: 100 q / ADV; lower edges inclusive; no ADV, no bucket.
+    pct = buckets.size_pct_adv(
+        np.array([1000.0, 2000, 500, 1000, 999, 5]), np.array([2e5, 2e5, 1e4, 1e4, 1e4, np.nan])
+    )
+    assert list(pct[:5]) == [0.5, 1.0, 5.0, 10.0, 9.99]
+    size = buckets.size(pct)
+    assert list(size[:5].astype(str)) == ["<1%", "1-5%", "5-10%", ">=10%", "5-10%"]
+    assert pd.isna(size[5])
+    # Volatility: day 1 sorted 1, 2, 3, 4, 5, 6, 7: edges at positions 6/3 = 2 (3) and 4 (5):
+    # 1..3 low (3 equal to the edge), 4, 5 mid, 6, 7 high. Day 2 alone: 10 and 20, edges
+    # 10 + 20 x 1/3 ... = 13.33 and 16.67: low and high. NaN: no bucket.
+    sigma = np.array([3.0, 1, 2, 7, 5, 4, 6, 10, 20, np.nan])
+    days = np.array([1] * 7 + [2, 2, 2])
+    vol = buckets.volatility(sigma, days)
+    assert list(vol[:9].astype(str)) == [
+        "low", "low", "low", "high", "mid", "mid", "high", "low", "high"
+    ]  # fmt: skip
+    assert pd.isna(vol[9])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -351,28 +248,58 @@ def test_price_outside_the_bar_is_an_anomaly() -> None:
 def test_group_costs_by_hand() -> None:
     p = hand_partition()
     frame = pd.concat([p.orders, kernel.order_costs(p)], axis=1)
-    desks = aggregate.group_costs(frame, "desk", sums=("notional", "is_total")).set_index("desk")
+    sums = ("notional", "order_value", "is_total")
+    desks = aggregate.group_costs(frame, "desk", sums=sums).set_index("desk")
     a1, a2 = EXPECTED["O1"]["arrival_cost_bps"], EXPECTED["O2"]["arrival_cost_bps"]
     w1, w2 = 101050.0, 121012.5
     d1 = desks.loc["D1"]
     assert d1["n_orders"] == 2
     assert_close(d1["notional"], w1 + w2, "notional")
+    assert_close(d1["order_value"], 300500.0, "order value")
     assert_close(d1["arrival_cost_bps_mean"], (w1 * a1 + w2 * a2) / (w1 + w2), "mean")
     # a2 < a1; a2's weight share 121012.5 / 222062.5 = 0.545 >= 0.5: p50 = a2; p90 = a1.
     assert_close(d1["arrival_cost_bps_p50"], a2, "p50")
     assert_close(d1["arrival_cost_bps_p90"], a1, "p90")
-    # vwap: v1 = -1.92 < v2 = 37.66, v1's share 0.455 < 0.5: p50 = p90 = v2.
+    # vwap: v1 = 20.90 < v2 = 37.66, v1's share 0.455 < 0.5: p50 = p90 = v2.
     v2 = EXPECTED["O2"]["vwap_slippage_bps"]
     assert_close(d1["vwap_slippage_bps_p50"], v2, "vwap p50")
     assert_close(d1["vwap_slippage_bps_p90"], v2, "vwap p90")
-    # impact: O2's is NaN, so O1 alone.
-    for stat in ("mean", "p50", "p90"):
-        assert_close(d1[f"impact_bps_{stat}"], EXPECTED["O1"]["impact_bps"], stat)
-    # D2 is O3 alone, never filled: notional NaN (summed: 0), no weight, NaN statistics; its IS
-    # still sums.
+    # impact (notional-weighted): O2's -199.5 then O1's 200.
+    i1, i2 = EXPECTED["O1"]["impact_bps"], EXPECTED["O2"]["impact_bps"]
+    assert_close(d1["impact_bps_mean"], (w1 * i1 + w2 * i2) / (w1 + w2), "impact")
+    # is_bps by order value 100000 and 200500: (1052.5 - 1511.3) / 300500 = -15.27 bps;
+    # O2 (-75.38) holds 0.667 of the weight: p50 = O2's, p90 = O1's.
+    assert_close(d1["is_bps_mean"], (1052.5 - 1511.3) / 300500 * 1e4, "is mean")
+    assert_close(d1["is_bps_p50"], EXPECTED["O2"]["is_bps"], "is p50")
+    assert_close(d1["is_bps_p90"], EXPECTED["O1"]["is_bps"], "is p90")
+    # D2 is O3 and O4, never filled: notional NaN (summed: 0), no fill-based statistics; their
+    # order values weigh the shortfall: O3's is NaN (no arrival quote), so O4's alone.
     d2 = desks.loc["D2"]
-    assert d2["n_orders"] == 1 and d2["notional"] == 0.0 and d2["is_total"] == 1000.0
-    assert np.isnan(d2[aggregate.metric_columns()].to_numpy(dtype=float)).all()
+    assert d2["n_orders"] == 2 and d2["notional"] == 0.0 and d2["is_total"] == 4000.0
+    assert_close(d2["order_value"], 24750.0 + 49000.0, "order value")
+    for metric in ("arrival_cost_bps", "vwap_slippage_bps", "spread_cost_bps", "impact_bps"):
+        assert math.isnan(d2[f"{metric}_mean"]), metric
+    for metric in ("is_bps", "is_delay_bps", "is_opportunity_bps", "expected_cost_bps"):
+        for stat in ("mean", "p50", "p90"):
+            assert_close(d2[f"{metric}_{stat}"], EXPECTED["O4"][metric], f"D2 {metric} {stat}")
+
+
+def test_an_unfilled_order_turns_a_brokers_gain_into_its_cost() -> None:
+    p = hand_partition()
+    frame = pd.concat([p.orders, kernel.order_costs(p)], axis=1)
+    brokers = aggregate.group_costs(frame, "broker", sums=()).set_index("broker")
+    # BK2 = O2 (partly filled, -1511.3: a gain) and O4 (never filled, +4000 of delay and
+    # opportunity): (-1511.3 + 4000) / (200500 + 49000) = +99.75 bps, a cost.
+    assert_close(brokers.loc["BK2", "is_bps_mean"], 2488.7 / 249500 * 1e4, "BK2")
+    # The four components add up the same way.
+    parts = sum(brokers.loc["BK2", f"{c}_mean"] for c in kernel.IS_COMPONENTS)
+    assert parts == pytest.approx(2488.7 / 249500 * 1e4, rel=1e-12)
+    # Weighted by filled notional (the old rule) O4 would weigh nothing: O2's -75.38, a gain.
+    by_notional = {**kernel.METRIC_WEIGHTS, "is_bps": "notional"}
+    old = aggregate.group_costs(frame, "broker", sums=(), weights=by_notional)
+    assert_close(
+        float(old.set_index("broker").loc["BK2", "is_bps_mean"]), -1511.3 / 200500 * 1e4, "old"
+    )
 
 
 def reference_quantile(values: list[float], weights: list[float], q: float) -> float:

@@ -87,7 +87,9 @@ BARS: Final = Dataset(
     ),
     time_column="ts",
     partition_key="date",
-    positive_columns=("open", "high", "low", "close", "bid", "ask"),
+    # bid and ask need only be finite: a crossed or non-positive quote is no quote, which the
+    # TCA skips and counts (crossed_quotes) rather than rejecting the day.
+    positive_columns=("open", "high", "low", "close"),
     nonnegative_columns=("volume",),
     key=("symbol", "ts"),
 )

@@ -1,6 +1,7 @@
 """One session of intraday data for a few symbols: 1-minute bars, parent orders and their fills.
 
-Bars run 09:30 to 15:59 New York time (390 bars, ``ts`` = bar start in UTC). The price path is a
+Bars run 09:30 to 15:59 New York time (390 bars, ``ts`` = bar start in UTC); a bar's bid and ask
+are the quote prevailing at its end (``ts + 1 min``), around its close. The price path is a
 Brownian bridge from the session's daily open to its daily close, with more variance and volume
 at the open and the close than at midday. Orders arrive during the session and are worked for
 5 minutes to 4 hours; their fills fall inside the order's window, inside a bar, and inside that
@@ -129,6 +130,7 @@ def simulate_bars(rng: np.random.Generator, days: list[SymbolSession]) -> Bars:
     vwap = np.clip(
         0.5 * (open_ + close) + 0.15 * (high - low) * rng.standard_normal((k, MINUTES)), low, high
     )
+    # The quote at the bar's end: around the close, the last trade of the minute.
     quote_half = close * half * rng.lognormal(0.0, 0.2, (k, MINUTES))
     mid = close + quote_half * rng.uniform(-0.3, 0.3, (k, MINUTES))
     return Bars(open_, high, low, close, volume, mid - quote_half, mid + quote_half, vwap)

@@ -1,7 +1,9 @@
 """The execution report: per-order execution columns, the fills to look at, daily summaries per
 desk and per broker, and a short text report of the day's headline numbers.
 
-Definitions (``docs/jobs/execution-report.md`` is the reference):
+Definitions (``docs/jobs/execution-report.md`` is the reference). Arrival cost is weighted by
+the filled notional, implementation shortfall (``is_bps``) by the order value (quantity x P_d),
+so that an order that never filled still weighs what it was worth.
 
 - time_to_complete_s: seconds from arrival_ts to the fill that brings the order's cumulative
   filled quantity to its quantity; NaN when the order never completes.
@@ -166,6 +168,7 @@ DAILY_COLUMNS = (
     "filled_quantity",
     "fill_rate",
     "notional",
+    "order_value",
     "fees",
     "is_total",
     "arrival_cost_bps",
@@ -198,10 +201,13 @@ def daily_summary(orders: pd.DataFrame, key: str) -> pd.DataFrame:
                 "filled_quantity": g["filled_quantity"].sum(),
                 "fill_rate": g["filled_quantity"].sum() / g["quantity"].sum(),
                 "notional": g["notional"].sum(),
+                "order_value": g["order_value"].sum(),
                 "fees": g["fees"].sum(),
                 "is_total": g["is_total"].sum(),
                 "arrival_cost_bps": weighted_mean(g["arrival_cost_bps"].to_numpy(), w),
-                "is_bps": weighted_mean(g["is_bps"].to_numpy(), w),
+                "is_bps": weighted_mean(
+                    g["is_bps"].to_numpy(), g["order_value"].to_numpy(dtype=np.float64)
+                ),
                 "median_time_to_complete_s": g["time_to_complete_s"].median(),
                 "limit_breaches": int(g["limit_breaches"].sum()),
                 "price_anomalies": int(g["price_anomalies"].sum()),
@@ -222,6 +228,7 @@ def _seconds(value: float) -> str:
 def text_report(orders: pd.DataFrame, counts: Counts, dates: Sequence[dt.date]) -> str:
     """The day's headline numbers, as a few lines of plain text."""
     w = orders["notional"].to_numpy(dtype=np.float64)
+    v = orders["order_value"].to_numpy(dtype=np.float64)
     span = f"{dates[0]}" if len(dates) == 1 else f"{dates[0]} .. {dates[-1]}"
     quantity = float(orders["quantity"].sum())
     filled = float(orders["filled_quantity"].sum())
@@ -235,7 +242,7 @@ def text_report(orders: pd.DataFrame, counts: Counts, dates: Sequence[dt.date]) 
         f"{filled / quantity:.2%}; fees {float(orders['fees'].sum()):,.2f}",
         f"Arrival cost (notional-weighted): "
         f"{_bps(weighted_mean(orders['arrival_cost_bps'].to_numpy(), w))}; implementation "
-        f"shortfall {_bps(weighted_mean(orders['is_bps'].to_numpy(), w))}, "
+        f"shortfall (order-value-weighted) {_bps(weighted_mean(orders['is_bps'].to_numpy(), v))}, "
         f"{float(orders['is_total'].sum()):,.2f} in total",
         f"Median time to complete: {_seconds(orders['time_to_complete_s'].median())}",
         f"Limit breaches: {counts.limit_breaches:,} fill(s); price anomalies (outside the "

@@ -15,7 +15,7 @@ from typing import Any
 
 from analytics.errors import InputError
 from analytics.jobs.contract import CatchUp, JobSpec, RunSettings, Table, lazy
-from analytics.options import option, positive_int, relative_date
+from analytics.options import finite_float, option, positive_int, relative_date
 
 DEFAULT_CALENDAR = "XNYS"
 
@@ -45,7 +45,20 @@ class DateOptions:
     )
 
 
-Options = DateOptions
+@dataclass(frozen=True)
+class TcaOptions(DateOptions):
+    """tca's options: the date, and Y of the pre-trade model (``docs/jobs/tca.md``)."""
+
+    impact_coefficient: float = option(
+        1.0,
+        parse=finite_float,
+        metavar="Y",
+        help="Y of the pre-trade model: expected_cost_bps = half_spread_bps + "
+        "Y * sigma * sqrt(quantity / ADV) * 1e4 (default 1.0)",
+    )
+
+
+Options = TcaOptions
 
 
 def _sessions(settings: RunSettings, options: DateOptions, count: int) -> list[str]:
@@ -93,7 +106,7 @@ def prepare_dates(settings: RunSettings, options: DateOptions) -> tuple[RunSetti
 
 JOB = JobSpec(
     name="tca",
-    help="transaction-cost analysis: per-order costs and notional-weighted aggregates",
+    help="transaction-cost analysis: per-order costs, markouts, buckets and weighted aggregates",
     options=Options,
     datasets=("orders", "fills", "bars"),
     tables=(
@@ -103,6 +116,10 @@ JOB = JobSpec(
         Table("by_desk", key=("desk",)),
         Table("by_strategy", key=("strategy",)),
         Table("by_day", key=("date",)),
+        Table("markouts", key=("fill_id",)),
+        Table("by_time_of_day", key=("bucket",)),
+        Table("by_size", key=("bucket",)),
+        Table("by_volatility", key=("bucket",)),
     ),
     run=lazy("analytics.jobs.tca.job", "run"),
     prepare=prepare_dates,

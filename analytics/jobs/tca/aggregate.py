@@ -1,8 +1,12 @@
-"""Notional-weighted aggregates of the per-order (or per-venue-slice) costs, by group.
+"""Weighted aggregates of the per-order (or per-venue-slice) costs, by group.
 
-For a group's rows with values ``v_i`` and weights ``w_i`` (the notional), over the rows whose
-value is finite and whose weight is > 0 (an order without fills has notional 0, so it carries no
-weight; a NaN metric is left out):
+Each metric has its weight (:data:`analytics.jobs.tca.kernel.METRIC_WEIGHTS`): the fill-based costs
+(arrival, vwap, spread, impact) the filled notional, so an order without fills (notional NaN)
+carries no weight; implementation shortfall, its four components and the pre-trade model the
+order value (quantity x P_d), so every order with a finite value counts, filled or not.
+
+For a group's rows with values ``v_i`` and weights ``w_i``, over the rows whose value is finite
+and whose weight is finite and > 0 (a NaN metric is left out):
 
 - weighted mean: ``sum(w_i v_i) / sum(w_i)``;
 - weighted percentile ``q`` (p50: q = 0.5, p90: q = 0.9): sort the values ascending,
@@ -17,14 +21,14 @@ Both are NaN for a group with no such row.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Final
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from analytics.jobs.tca.kernel import COST_METRICS
+from analytics.jobs.tca.kernel import COST_METRICS, METRIC_WEIGHTS
 
 F64 = npt.NDArray[np.float64]
 
@@ -61,33 +65,44 @@ def metric_columns(metrics: Sequence[str] = COST_METRICS) -> list[str]:
     return [f"{m}_{stat}" for m in metrics for stat in ("mean", *(s for s, _ in QUANTILES))]
 
 
+def sort_rows(frame: pd.DataFrame, key: str = "order_id") -> pd.DataFrame:
+    """``frame`` in a canonical order: by order_id (then venue, for venue slices), or by
+    ``key`` when it has no order_id."""
+    ties: list[str] = ["order_id"] if "order_id" in frame.columns else [key]
+    ties += ["venue"] if "venue" in frame.columns else []
+    return frame.sort_values(ties, kind="stable")
+
+
 def group_costs(
     frame: pd.DataFrame,
     key: str,
     *,
     sums: Sequence[str],
-    weight: str = "notional",
+    weights: Mapping[str, str] = METRIC_WEIGHTS,
     metrics: Sequence[str] = COST_METRICS,
+    presorted: bool = False,
 ) -> pd.DataFrame:
-    """One row per value of ``key``: ``n_orders`` (rows), the ``sums``, and for each metric its
-    weighted mean and percentiles (weights: ``weight``).
+    """One row per value of ``key``: ``n_orders`` (rows), the ``sums`` (NaN skipped), and for
+    each metric its weighted mean and percentiles (weight column: ``weights[metric]``). Rows
+    whose key is missing (no bucket) are left out.
 
-    The result does not depend on the order of ``frame``'s rows: they are sorted first, so
-    the sums are the same whatever the partitioning.
+    The result does not depend on the order of ``frame``'s rows: they are sorted first (or
+    already are, ``presorted``: by :func:`sort_rows`), so the sums are the same whatever the
+    partitioning.
     """
     qs = [q for _, q in QUANTILES]
     columns = [key, "n_orders", *sums, *metric_columns(metrics)]
     if frame.empty:
         return pd.DataFrame({c: [] for c in columns})
-    tie = "order_id" if "order_id" in frame.columns else key
-    ordered = frame.sort_values([key, tie, *(["venue"] if "venue" in frame.columns else [])])
+    ordered = frame if presorted else sort_rows(frame, key)
     rows = []
+    # groupby keeps the rows' order within a group: each group's rows are in (order, venue) order
     for value, group in ordered.groupby(key, sort=True, observed=True):
-        w = group[weight].to_numpy(dtype=np.float64)
         row: dict[str, object] = {key: value, "n_orders": len(group)}
         for name in sums:
             row[name] = group[name].sum()
         for m in metrics:
+            w = group[weights[m]].to_numpy(dtype=np.float64)
             v = group[m].to_numpy(dtype=np.float64)
             row[f"{m}_mean"] = weighted_mean(v, w)
             for (suffix, _), result in zip(QUANTILES, weighted_quantiles(v, w, qs), strict=True):

@@ -2,7 +2,8 @@
 
 *Reject* raises :class:`~analytics.errors.InputError` (exit code 2, nothing committed) naming
 the dataset, the file and the column; *flag* keeps the rows, sets a boolean ``flag_*`` column on
-the order and counts the cases in the manifest's summary. :data:`CHECKS` is the one table of
+the order and counts the cases in the manifest's summary; *skip* keeps the row for what it is
+still good for, ignores the bad part and counts it. :data:`CHECKS` is the one table of
 decisions (the table in ``docs/jobs/tca.md`` is written from it); the reasons are in ``why``.
 
 Sides other than exactly ``BUY``/``SELL`` never get here: the reader rejects them.
@@ -25,6 +26,7 @@ from analytics.errors import InputError
 
 I64 = npt.NDArray[np.int64]
 BOOL = npt.NDArray[np.bool_]
+F64 = npt.NDArray[np.float64]
 
 #: The column of a partition's input rows naming the file they came from (an index into
 #: :attr:`Sources.files`).
@@ -34,7 +36,7 @@ FILE_COLUMN: Final = "_file"
 @dataclass(frozen=True)
 class Check:
     name: str
-    decision: Literal["reject", "flag"]
+    decision: Literal["reject", "flag", "skip"]
     #: The boolean order column set by a flag.
     flag_column: str | None
     why: str
@@ -115,6 +117,21 @@ CHECKS: Final = (
         None,
         "an order whose end_ts precedes its arrival_ts has no trading interval",
     ),
+    Check(
+        "bar_out_of_range",
+        "reject",
+        None,
+        "a bar with high < low, or its close outside [low, high], is corrupt: its volume-weighted "
+        "price and the price-anomaly check would be computed from impossible numbers",
+    ),
+    Check(
+        "crossed_quote",
+        "skip",
+        None,
+        "a bar whose bid > ask, or whose bid is not positive, has no usable quote (a feed "
+        "glitch or a locked-out book); its trades (volume, vwap) are still real, so the bar "
+        "stays in the interval, but mids come from the last completed bar that has a quote",
+    ),
 )
 CHECK_BY_NAME: Final = {c.name: c for c in CHECKS}
 FLAG_COLUMNS: Final = tuple(c.flag_column for c in CHECKS if c.flag_column)
@@ -145,8 +162,10 @@ class Counts:
     orders_with_fills_after_end: int = 0
     overfilled_orders: int = 0
     orders_without_bars: int = 0
-    #: Orders whose symbol has bars, none starting at or before arrival_ts (arrival_mid NaN).
+    #: Orders whose symbol has bars, but no quote completed by arrival_ts (arrival_mid NaN).
     orders_without_arrival_bar: int = 0
+    #: Bars of the orders' symbols whose quote is crossed or has a non-positive bid.
+    crossed_quotes: int = 0
     #: Execution report: fills worse than their order's limit_price.
     limit_breaches: int = 0
     #: Execution report: fills priced outside their bar's [low, high].
@@ -175,6 +194,7 @@ class Counts:
             },
             "overfilled_order": {"orders": self.overfilled_orders},
             "order_without_bars": {"orders": self.orders_without_bars},
+            "crossed_quote": {"bars": self.crossed_quotes},
         }
         out: dict[str, dict[str, Any]] = {}
         for check in CHECKS:
@@ -266,6 +286,24 @@ def reject_duplicate_bars(bars: pd.DataFrame, sym: I64, start: I64, src: Sources
             file=src.file("bars", bars, i + 1),
             column="symbol, ts",
         )
+
+
+def reject_bad_bars(bars: pd.DataFrame, high: F64, low: F64, close: F64, src: Sources) -> None:
+    """Reject a bar with ``high < low`` or its close outside [low, high] (``high``, ``low``,
+    ``close`` are the columns of ``bars``, in its row order)."""
+    for column, bad, what in (
+        ("high, low", high < low, "high < low"),
+        ("close", (close < low) | (close > high), "close outside [low, high]"),
+    ):
+        if bad.any():
+            i = _first(bad)
+            raise InputError(
+                f"{int(bad.sum())} bar(s) have {what}; first symbol {bars['symbol'].iloc[i]!s} "
+                f"at {bars['ts'].iloc[i]}: high {high[i]}, low {low[i]}, close {close[i]}",
+                dataset="bars",
+                file=src.file("bars", bars, i),
+                column=column,
+            )
 
 
 def reject_duplicate_ids(dataset: str, column: str, ids: pa.Table, urls: Sequence[str]) -> None:

@@ -10,6 +10,8 @@ from analytics.data.datasets import skipped_rows
 from analytics.jobs.contract import JobContext, JobResult
 from analytics.jobs.tca import tasks
 from analytics.jobs.tca.plan import parts_of, plan, summary_of
+from analytics.jobs.tca.prices import Pretrade, time_zone
+from analytics.jobs.tca.tasks import Summary
 from analytics.run.display import wait_with_progress
 from analytics.run.folder import WrittenPart
 
@@ -17,21 +19,34 @@ NAME = "tca"
 
 
 def run(ctx: JobContext) -> JobResult:
-    client, settings = ctx.client, ctx.settings
-    p = plan(client, settings, "tca")
+    client, settings, options = ctx.client, ctx.settings, ctx.options
+    pretrade = Pretrade(options.calendar, options.impact_coefficient)
+    p = plan(client, settings, "tca", pretrade)
     out = settings.output_url
     orders = parts_of(client, p.units, "orders")
+    marks = parts_of(client, p.units, "markouts")
     writes = [
-        client.submit(tasks.write_table, out, "orders", i, t, p.ready, pure=False)
-        for i, t in enumerate(orders)
+        client.submit(tasks.write_table, out, table, i, t, p.ready, pure=False)
+        for table, parts in (("orders", orders), ("markouts", marks))
+        for i, t in enumerate(parts)
     ]
-    by_orders = client.submit(tasks.aggregate_orders, out, orders, p.ready, pure=False)
+    tz = time_zone(options.calendar)
+    by_orders = [
+        client.submit(tasks.aggregate_orders, out, orders, p.ready, tz, which, pure=False)
+        for which in ("groups", "buckets")
+    ]
     venues = parts_of(client, p.units, "venues")
-    by_venue = client.submit(tasks.aggregate_venues, out, venues, p.ready, pure=False)
-    futures: list[Future[Any]] = [*writes, by_orders, by_venue, p.ready]
+    venue_marks = parts_of(client, p.units, "venue_markouts")
+    by_venue = client.submit(tasks.aggregate_venues, out, venues, venue_marks, p.ready, pure=False)
+    futures: list[Future[Any]] = [*writes, *by_orders, by_venue, p.ready]
     wait_with_progress(futures, NAME)
     results: list[Any] = client.gather(futures)
-    parts: list[WrittenPart] = [*results[: len(writes)], *results[-3], *results[-2]]
-    summary = summary_of(p, results[-1])
+    parts: list[WrittenPart] = [*results[: len(writes)]]
+    for written in results[len(writes) : -1]:
+        parts += written
+    totals: Summary = results[-1]
+    summary = summary_of(p, totals)
+    summary["symbols_without_adv"] = totals.without_adv
+    summary["impact_coefficient"] = pretrade.impact_coefficient
     summary["skipped_rows"] = skipped_rows(client, p.sel)
     return JobResult(parts=parts, inputs=p.inputs, summary=summary)

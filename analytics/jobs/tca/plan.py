@@ -5,7 +5,9 @@
 2. One task per orders file reads it and cuts its rows by (date, bucket); only the keys of the
    pieces (a few numbers) come back to the driver, which learns the dates that have orders.
 3. One task per fills or bars file of those dates reads it once and cuts it the same way.
-4. One task per partition (date, bucket) joins its orders, fills and bars, runs the rejecting
+4. ``tca`` only: one task per ``prices`` file of the 21 sessions before the dates reads it; one
+   task computes each date's ADV and sigma per symbol (:mod:`analytics.jobs.tca.prices`).
+   One task per partition (date, bucket) joins its orders, fills and bars, runs the rejecting
    checks and computes its per-order rows (:func:`analytics.jobs.tca.tasks.compute_unit`).
 5. Each partition cuts its order and fill ids into B slots by hash; one task per slot rejects
    duplicates across partitions and files.
@@ -29,7 +31,7 @@ from distributed import Client, Future
 from analytics.data.datasets import DataFile, Selection, list_files, with_bad_rows
 from analytics.errors import InputError
 from analytics.jobs.contract import RunSettings
-from analytics.jobs.tca import inputs, tasks
+from analytics.jobs.tca import inputs, prices, tasks
 from analytics.jobs.tca.tasks import Kind, Summary
 
 #: Input bytes of one day per bucket: a partition's rows stay well within a worker's memory.
@@ -63,8 +65,11 @@ class Plan:
     sel: Selection = field(default_factory=Selection)
 
 
-def plan(client: Client, settings: RunSettings, kind: Kind) -> Plan:
-    """Steps 1 to 6 of the module docstring, up to the barrier (nothing written yet)."""
+def plan(
+    client: Client, settings: RunSettings, kind: Kind, pretrade: prices.Pretrade | None = None
+) -> Plan:
+    """Steps 1 to 6 of the module docstring, up to the barrier (nothing written yet);
+    ``pretrade`` (tca) adds the prices input and the pre-trade model."""
     start, end = settings.start, settings.end
     sel = with_bad_rows(Selection(start, end, settings.symbols), settings.on_bad_rows)
     files = {name: list_files(settings.input_url, name, sel) for name in DATASETS}
@@ -101,6 +106,10 @@ def plan(client: Client, settings: RunSettings, kind: Kind) -> Plan:
             args_ = (src, name, sel, span, n)
             planned.append((span, client.submit(inputs.read_timed, *args_, pure=False)))
 
+    stats: Future[Any] | None = None
+    if pretrade is not None:
+        stats, used["prices"] = prices.price_stats(client, settings, pretrade, days, sel)
+    coefficient = pretrade.impact_coefficient if pretrade is not None else 1.0
     units = []
     for day in days:
         for b in range(n):
@@ -127,6 +136,8 @@ def plan(client: Client, settings: RunSettings, kind: Kind) -> Plan:
                     pieces["fills"],
                     pieces["bars"],
                     n,
+                    stats,
+                    coefficient,
                     pure=False,
                 )
             )
@@ -136,9 +147,10 @@ def plan(client: Client, settings: RunSettings, kind: Kind) -> Plan:
     ]
     counts = [client.submit(tasks.unit_part, u, "counts") for u in units]
     symbols = [client.submit(tasks.unit_part, u, "symbols") for u in units]
+    no_adv = [client.submit(tasks.unit_part, u, "without_adv") for u in units]
     # Files of dates without orders are read only to reject their fills: the barrier waits.
     idle = [fut for span, fut in reads["fills"] if not span]
-    ready = client.submit(tasks.barrier, counts, symbols, *id_checks, *idle, pure=False)
+    ready = client.submit(tasks.barrier, counts, symbols, no_adv, *id_checks, *idle, pure=False)
     return Plan(days, n, units, ready, used, sel)
 
 
@@ -156,5 +168,6 @@ def summary_of(p: Plan, totals: Summary) -> dict[str, Any]:
         "partitions": len(p.units),
         "buckets": p.n_buckets,
         "orders_without_arrival_bar": c.orders_without_arrival_bar,
+        "crossed_quotes": c.crossed_quotes,
         "data_checks": c.data_checks(),
     }

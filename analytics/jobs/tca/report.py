@@ -30,6 +30,9 @@ _VENUE_COLUMNS: Final = (
     ("arrival_cost_bps_p90", html.fmt_ratio),
     ("spread_cost_bps_mean", html.fmt_ratio),
     ("is_bps_mean", html.fmt_ratio),
+    ("markout_1m_bps_mean", html.fmt_ratio),
+    ("markout_5m_bps_mean", html.fmt_ratio),
+    ("markout_30m_bps_mean", html.fmt_ratio),
 )
 _DAILY_COLUMNS: Final = (
     ("n_orders", html.fmt_int),
@@ -68,6 +71,7 @@ def tca_section(view: RunView) -> str:
     orders["broker"] = orders["broker"].astype(str)
     brokers = sorted(orders["broker"].unique())
     cost = orders["arrival_cost_bps"]
+    is_bps = orders["is_bps"]
     cards = [
         ("dates", ", ".join(str(d) for d in sorted(orders["date"].unique())[:3])),
         ("orders", f"{len(orders):,}"),
@@ -75,6 +79,11 @@ def tca_section(view: RunView) -> str:
         ("notional", html.fmt_money(float(orders["notional"].sum()))),
         ("arrival cost (notional-wtd)", f"{weighted_mean(cost, orders['notional']):.2f} bps"),
         ("IS total", html.fmt_money(float(orders["is_total"].sum()))),
+        *(
+            [("IS (order-value-wtd)", f"{weighted_mean(is_bps, orders['order_value']):.2f} bps")]
+            if "order_value" in orders.columns
+            else []
+        ),
     ]
     box = charts.box_plot(
         [(b, cost[orders["broker"] == b].to_numpy(dtype=np.float64)) for b in brokers],
@@ -105,7 +114,8 @@ def tca_section(view: RunView) -> str:
         "Transaction-cost analysis",
         html.cards(cards),
         f'<div class="charts">{html.figure(box)}{html.figure(scatter)}</div>',
-        "<h3>By venue (notional-weighted)</h3>",
+        "<h3>By venue (notional-weighted; is_bps by order value; markouts: negative is "
+        "adverse)</h3>",
         _table(venues, _VENUE_COLUMNS),
         anchor="tca",
     )

@@ -18,6 +18,7 @@ from analytics.jobs.execution_report.tables import DAILY_COLUMNS, DAILY_COUNTS
 from analytics.jobs.tca.aggregate import metric_columns
 from analytics.jobs.tca.checks import FLAG_COLUMNS
 from analytics.jobs.tca.kernel import COST_METRICS, Partition, timestamps_ns
+from analytics.jobs.tca.markouts import MARKOUT_COLUMNS
 
 _F, _S, _I, _B = pa.float64(), pa.string(), pa.int64(), pa.bool_()
 
@@ -41,6 +42,7 @@ TCA_ORDERS: Final = pa.schema(
         ("n_fills", _I),
         ("avg_price", _F),
         ("notional", _F),
+        ("order_value", _F),
         ("arrival_ts", UTC_TS),
         ("end_ts", UTC_TS),
         ("decision_price", _F),
@@ -56,8 +58,32 @@ TCA_ORDERS: Final = pa.schema(
         ("is_fees", _F),
         ("is_total", _F),
         ("is_bps", _F),
+        ("is_delay_bps", _F),
+        ("is_trading_bps", _F),
+        ("is_opportunity_bps", _F),
+        ("is_fees_bps", _F),
         ("impact_bps", _F),
+        ("adv", _F),
+        ("sigma", _F),
+        ("half_spread_bps", _F),
+        ("expected_cost_bps", _F),
+        ("cost_vs_expected_bps", _F),
         *_FLAGS,
+    ]
+)
+
+MARKOUTS: Final = pa.schema(
+    [
+        ("fill_id", _S),
+        ("order_id", _S),
+        ("symbol", _S),
+        ("venue", _S),
+        ("broker", _S),
+        ("side", _S),
+        ("ts", UTC_TS),
+        ("price", _F),
+        ("quantity", _F),
+        *((m, _F) for m in MARKOUT_COLUMNS),
     ]
 )
 
@@ -72,6 +98,7 @@ EXECUTION_ORDERS: Final = pa.schema(
         ("n_fills", _I),
         ("avg_price", _F),
         ("notional", _F),
+        ("order_value", _F),
         ("first_fill_ts", UTC_TS),
         ("last_fill_ts", UTC_TS),
         ("time_to_complete_s", _F),
@@ -110,7 +137,7 @@ FILL_EXCEPTIONS: Final = pa.schema(
 )
 
 
-def _array(values: pd.Series, kind: pa.DataType) -> pa.Array:
+def _array(values: pd.Series, kind: pa.DataType) -> pa.Array | pa.ChunkedArray:
     if pa.types.is_timestamp(kind):
         is_datetime = values.dtype.kind == "M"
         ns = timestamps_ns(values) if is_datetime else values.to_numpy(dtype=np.int64)
@@ -119,6 +146,9 @@ def _array(values: pd.Series, kind: pa.DataType) -> pa.Array:
     if pa.types.is_date(kind):
         return pa.array(values.to_numpy(dtype="datetime64[D]"), type=kind)
     if pa.types.is_string(kind):
+        if isinstance(values.dtype, pd.CategoricalDtype | pd.StringDtype):
+            # Arrow-backed or categorical text converts in Arrow, not string by string
+            return pa.array(values).cast(kind)
         return pa.array(values.astype(str).to_numpy(dtype=object), type=kind)
     if kind == _F:
         return pa.array(values.to_numpy(dtype=np.float64, na_value=np.nan), type=kind)
@@ -142,11 +172,12 @@ def order_frame(p: Partition, *parts: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([own.drop(columns=computed.columns, errors="ignore"), computed], axis=1)
 
 
-def aggregate_schema(key: str, sums: Sequence[str]) -> pa.Schema:
-    """An aggregate table's schema: the key (a date for ``date``), counts, sums, statistics."""
+def aggregate_schema(key: str, sums: Sequence[str], extra: Sequence[str] = ()) -> pa.Schema:
+    """An aggregate table's schema: the key (a date for ``date``), counts, sums, statistics,
+    then ``extra`` float columns."""
     fields = [pa.field(key, pa.date32() if key == "date" else _S), pa.field("n_orders", _I)]
     fields += [pa.field(s, _I if s.startswith("n_") else _F) for s in sums]
-    fields += [pa.field(c, _F) for c in metric_columns()]
+    fields += [pa.field(c, _F) for c in [*metric_columns(), *extra]]
     return pa.schema(fields)
 
 

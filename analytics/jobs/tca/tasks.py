@@ -7,6 +7,7 @@ checks. Nothing is written before every partition and every check has passed (``
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final, Literal
@@ -15,16 +16,25 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from analytics.data.datasets import Selection, read_file
 from analytics.jobs.execution_report import tables as report
-from analytics.jobs.tca import checks, kernel, tables
-from analytics.jobs.tca.aggregate import group_costs
-from analytics.jobs.tca.inputs import Piece, day_date, to_frame
+from analytics.jobs.tca import buckets, checks, kernel, markouts, pretrade, tables
+from analytics.jobs.tca.aggregate import group_costs, sort_rows
+from analytics.jobs.tca.inputs import Piece, day_date, day_number, to_frame
 from analytics.run.folder import WrittenPart, write_part
 
 Kind = Literal["tca", "execution-report"]
 
-ORDER_SUMS: Final = ("n_fills", "quantity", "filled_quantity", "notional", "is_fees", "is_total")
-VENUE_SUMS: Final = ("n_fills", "filled_quantity", "notional", "fees")
+ORDER_SUMS: Final = (
+    "n_fills",
+    "quantity",
+    "filled_quantity",
+    "notional",
+    "order_value",
+    "is_fees",
+    "is_total",
+)
+VENUE_SUMS: Final = ("n_fills", "filled_quantity", "notional", "order_value", "fees")
 #: The TCA aggregate tables grouped from the orders, and their keys.
 ORDER_GROUPS: Final = (
     ("by_broker", "broker"),
@@ -40,9 +50,14 @@ class UnitResult:
 
     orders: pa.Table
     venues: pd.DataFrame | None
+    markouts: pa.Table | None
+    #: Per venue, the markouts' weighted sums (:func:`analytics.jobs.tca.markouts.venue_sums`).
+    venue_markouts: pd.DataFrame | None
     exceptions: pa.Table | None
     counts: checks.Counts
     symbols: frozenset[str]
+    #: (date, symbols of its orders without an ADV): the summary lists them.
+    without_adv: tuple[str, frozenset[str]]
     #: ``ids[k]`` = (order ids, fill ids) whose hash falls in slot k, each with its file index.
     ids: list[tuple[pa.Table, pa.Table]] = field(default_factory=list)
 
@@ -51,6 +66,8 @@ class UnitResult:
 class Summary:
     counts: checks.Counts
     symbols: int
+    #: Per date (ISO), the sorted symbols of its orders that have no ADV (no prior prices).
+    without_adv: dict[str, list[str]] = field(default_factory=dict)
 
 
 def piece_keys(pieces: Mapping[tuple[int, int], pa.Table]) -> set[tuple[int, int]]:
@@ -92,8 +109,11 @@ def compute_unit(
     fills: Sequence[Piece],
     bars: Sequence[Piece],
     n_slots: int,
+    stats: Mapping[int, pd.DataFrame] | None = None,
+    impact_coefficient: float = 1.0,
 ) -> UnitResult:
-    """Join, check and compute one partition (see :func:`analytics.jobs.tca.kernel.join`)."""
+    """Join, check and compute one partition (see :func:`analytics.jobs.tca.kernel.join`);
+    ``stats`` maps a day number to its ADV and sigma per symbol (tca only)."""
     src = checks.Sources(files)
     p = kernel.join(
         day_date(day).isoformat(),
@@ -101,13 +121,18 @@ def compute_unit(
         to_frame("fills", fills),
         to_frame("bars", bars),
         src,
+        None if stats is None else stats.get(day),
     )
-    costs = kernel.order_costs(p)
+    costs = kernel.order_costs(p, impact_coefficient)
     counts = kernel.flag_counts(p, costs)
-    venues, exceptions = None, None
+    venues, marks, venue_marks, exceptions = None, None, None, None
+    no_adv = frozenset(p.orders["symbol"].astype(str)[np.isnan(p.adv)])
     if kind == "tca":
         table = tables.to_arrow(tables.order_frame(p, costs), tables.TCA_ORDERS)
         venues = kernel.venue_costs(p, costs)
+        fill_marks = markouts.fill_markouts(p)
+        marks = tables.to_arrow(fill_marks, tables.MARKOUTS)
+        venue_marks = markouts.venue_sums(fill_marks)
     else:
         execution, found = report.execution_columns(p, costs)
         frame = tables.order_frame(p, costs.rename(columns={"is_fees": "fees"}), execution)
@@ -119,9 +144,12 @@ def compute_unit(
     return UnitResult(
         orders=table,
         venues=venues,
+        markouts=marks,
+        venue_markouts=venue_marks,
         exceptions=exceptions,
         counts=counts,
         symbols=frozenset(p.symbols),
+        without_adv=(p.day, no_adv),
         ids=list(zip(order_ids, fill_ids, strict=True)),
     )
 
@@ -136,13 +164,41 @@ def check_ids(files: Mapping[str, Sequence[str]], *pieces: tuple[pa.Table, pa.Ta
 
 
 def barrier(
-    counts: Sequence[checks.Counts], symbols: Sequence[frozenset[str]], *_: object
+    counts: Sequence[checks.Counts],
+    symbols: Sequence[frozenset[str]],
+    without_adv: Sequence[tuple[str, frozenset[str]]],
+    *_: object,
 ) -> Summary:
     """Every partition and check has passed: the totals (writes wait for this)."""
     total = checks.Counts()
     for c in counts:
         total = total + c
-    return Summary(total, len(frozenset().union(*symbols)))
+    missing: dict[str, set[str]] = {}
+    for day, names in without_adv:
+        if names:
+            missing.setdefault(day, set()).update(names)
+    listed = {day: sorted(names) for day, names in sorted(missing.items())}
+    return Summary(total, len(frozenset().union(*symbols)), listed)
+
+
+def read_prices(url: str, sel: Selection) -> pd.DataFrame:
+    """The ``prices`` rows of one file in ``sel`` (the columns the pre-trade model needs)."""
+    frame: pd.DataFrame = read_file(url, "prices", list(pretrade.PRICE_COLUMNS), sel).to_pandas(
+        date_as_object=False
+    )
+    return frame
+
+
+def price_stats(
+    windows: Mapping[int, Sequence[dt.date]], *frames: pd.DataFrame
+) -> dict[int, pd.DataFrame]:
+    """ADV and sigma per symbol for each order day (a day number), from the prices read."""
+    columns = list(pretrade.PRICE_COLUMNS)
+    prices = pd.concat([f[columns] for f in frames], ignore_index=True) if frames else None
+    if prices is None or prices.empty:
+        return {}
+    by_date = pretrade.price_stats(prices, {day_date(d): w for d, w in windows.items()})
+    return {day_number(d): frame for d, frame in by_date.items()}
 
 
 def write_table(
@@ -158,27 +214,44 @@ def _concat(parts: Sequence[pa.Table]) -> pd.DataFrame:
 
 
 def aggregate_orders(
-    output_url: str, orders: Sequence[pa.Table], ready: Summary
+    output_url: str,
+    orders: Sequence[pa.Table],
+    ready: Summary,
+    tz: str,
+    which: Literal["groups", "buckets"] = "groups",
 ) -> list[WrittenPart]:
-    """``by_broker``, ``by_desk``, ``by_strategy`` and ``by_day`` of the TCA."""
+    """``by_broker``, ``by_desk``, ``by_strategy`` and ``by_day`` of the TCA (``groups``), or
+    its bucket tables (``buckets``; time of day in the time zone ``tz``): two tasks that run
+    side by side."""
     del ready
-    frame = _concat(orders)
+    frame = sort_rows(_concat(orders))
+    if which == "buckets":
+        frame = buckets.with_buckets(frame, tz)
+    groups = ORDER_GROUPS if which == "groups" else buckets.BUCKET_TABLES
     written = []
-    for name, key in ORDER_GROUPS:
-        result = group_costs(frame, key, sums=ORDER_SUMS)
-        schema = tables.aggregate_schema(key, ORDER_SUMS)
+    for name, key in groups:
+        result = group_costs(frame, key, sums=ORDER_SUMS, presorted=True)
+        shown = "bucket" if key.endswith("_bucket") else key
+        result = result.rename(columns={key: shown})
+        schema = tables.aggregate_schema(shown, ORDER_SUMS)
         written.append(write_part(output_url, name, 0, tables.to_arrow(result, schema)))
     return written
 
 
 def aggregate_venues(
-    output_url: str, venues: Sequence[pd.DataFrame], ready: Summary
+    output_url: str,
+    venues: Sequence[pd.DataFrame],
+    marks: Sequence[pd.DataFrame],
+    ready: Summary,
 ) -> list[WrittenPart]:
-    """``by_venue`` of the TCA, from the (order, venue) slices."""
+    """``by_venue`` of the TCA, from the (order, venue) slices and the partitions' markout
+    sums per venue."""
     del ready
     frame = pd.concat(list(venues), ignore_index=True)
     result = group_costs(frame, "venue", sums=VENUE_SUMS)
-    schema = tables.aggregate_schema("venue", VENUE_SUMS)
+    means = markouts.venue_means(marks)
+    result = result.merge(means, on="venue", how="left")
+    schema = tables.aggregate_schema("venue", VENUE_SUMS, markouts.VENUE_MARKOUT_COLUMNS)
     return [write_part(output_url, "by_venue", 0, tables.to_arrow(result, schema))]
 
 
