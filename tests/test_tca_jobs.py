@@ -302,13 +302,14 @@ MINUTE = pd.Timedelta(minutes=1)
 
 def naive_stats(prices: pd.DataFrame, symbol: str, day: dt.date) -> tuple[float, float]:
     """ADV and sigma of ``symbol`` before ``day``, from the XNYS sessions, by plain loops."""
-    sessions = [s.date() for s in XNYS.sessions_in_range(day - dt.timedelta(days=90), day)]
-    before = [s for s in sessions if s < day][-21:]
+    sessions = [s.date() for s in XNYS.sessions_in_range(day - dt.timedelta(days=120), day)]
+    before = [s for s in sessions if s < day][-42:]
     mine = prices[prices["symbol"] == symbol]
     dates = pd.to_datetime(mine["date"]).dt.date
     by_date = {d: (c, v) for d, c, v in zip(dates, mine["close"], mine["volume"], strict=True)}
     volumes = [by_date[s][1] for s in before[-20:] if s in by_date]
-    closes = [by_date[s][0] for s in before if s in by_date]
+    # sigma: the symbol's own last 21 rows (20 returns), looked for over 42 sessions
+    closes = [by_date[s][0] for s in before if s in by_date][-21:]
     returns = [b / a - 1.0 for a, b in itertools.pairwise(closes)]
     adv = sum(volumes) / len(volumes) if volumes else math.nan
     if len(returns) < 2:

@@ -193,12 +193,14 @@ def test_price_stats_by_hand() -> None:
     day = pd.Timestamp(DAY).date()
     sessions = [s.date() for s in exchange_calendar("XNYS").sessions_in_range("2024-01-02", DAY)]
     windows = pretrade.session_windows([day], sessions)
-    # 21 sessions before Thursday 2024-03-28: 2024-02-28 .. 2024-03-27.
+    # 42 sessions before Thursday 2024-03-28 (where a symbol's last 21 rows are looked for):
+    # 2024-01-29 .. 2024-03-27; the last 21 of them are 2024-02-28 .. 2024-03-27.
     assert (str(windows[day][0]), str(windows[day][-1]), len(windows[day])) == (
-        "2024-02-28",
+        "2024-01-29",
         "2024-03-27",
-        21,
+        42,
     )
+    assert str(windows[day][-21]) == "2024-02-28"
     prices = hand_prices()
     one_row = pd.DataFrame(
         {"symbol": ["CCC"], "date": pd.to_datetime(["2024-03-27"]), "close": [5.0], "volume": [7.0]}
@@ -210,6 +212,22 @@ def test_price_stats_by_hand() -> None:
     assert_close(stats.loc["BBB", "sigma"], SIGMA_B, "BBB sigma")
     # CCC: one row, so an ADV of 7 but no return: sigma NaN.
     assert stats.loc["CCC", "adv"] == 7.0 and math.isnan(stats.loc["CCC", "sigma"])
+    # DDD has a row on every one of the 42 sessions but 2024-03-15: its sigma is over its own
+    # last 21 rows (reaching back to 2024-02-27), 20 returns, not the 19 the last 21 sessions
+    # hold. Closes grow by 1 %, 2 %, 3 %, 1 %, 2 %, 3 % ... row after row.
+    ddd_days = [d for d in windows[day] if str(d) != "2024-03-15"]
+    growth = np.array([1.01, 1.02, 1.03] * 14)[: len(ddd_days)]
+    ddd = pd.DataFrame(
+        {
+            "symbol": "DDD",
+            "date": pd.to_datetime([str(d) for d in ddd_days]),
+            "close": 100.0 * np.cumprod(growth),
+            "volume": 1.0,
+        }
+    )
+    stats = pretrade.price_stats(pd.concat([prices, ddd]), windows)[day].set_index("symbol")
+    own = growth[-20:] - 1.0  # the returns between the last 21 rows: the last 20 growths
+    assert_close(stats.loc["DDD", "sigma"], float(np.std(own, ddof=1)), "DDD sigma")
     with pytest.raises(InputError, match="repeat a"):
         pretrade.price_stats(pd.concat([prices, prices.iloc[[5]]]), windows)
 

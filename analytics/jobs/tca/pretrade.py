@@ -4,9 +4,10 @@ For an order of quantity Q on date D in a symbol:
 
 - ADV = the mean daily ``volume`` of the symbol's rows of ``prices/`` dated in the
   :data:`ADV_SESSIONS` exchange sessions before D (fewer rows when it has fewer; NaN with none);
-- sigma = the standard deviation (ddof=1) of the simple close-to-close returns between the
-  symbol's consecutive rows dated in the :data:`SIGMA_SESSIONS` sessions before D (at most 20
-  returns; NaN under 2). A missing row makes the next return span two sessions, as a halt does;
+- sigma = the standard deviation (ddof=1) of the symbol's last 20 simple close-to-close returns
+  before D: the returns between its last :data:`SIGMA_SESSIONS` rows dated before D, looked for
+  in the :data:`SIGMA_LOOKBACK_SESSIONS` sessions before D (fewer when it has fewer; NaN under
+  2). A session without a row makes the next return span it, as a halt does;
 - ``expected_cost_bps = half_spread_bps + Y * sigma * sqrt(Q / ADV) * 1e4``, half_spread_bps =
   (ask - bid) / 2 / mid * 1e4 of the quote prevailing at arrival, Y the impact coefficient
   (``--impact-coefficient``, default 1.0). NaN when any input is NaN or ADV is not positive.
@@ -28,8 +29,10 @@ F64 = npt.NDArray[np.float64]
 
 BPS: Final = 1e4
 ADV_SESSIONS: Final = 20
-#: One more session than returns: 20 returns need 21 closes.
+#: One more row than returns: 20 returns need 21 closes.
 SIGMA_SESSIONS: Final = ADV_SESSIONS + 1
+#: How far back a symbol's last 21 rows are looked for (a symbol with gaps reaches back).
+SIGMA_LOOKBACK_SESSIONS: Final = 2 * SIGMA_SESSIONS
 STAT_COLUMNS: Final = ("symbol", "adv", "sigma")
 PRICE_COLUMNS: Final = ("symbol", "date", "close", "volume")
 
@@ -48,13 +51,13 @@ def expected_cost_bps(
 def session_windows(
     days: Sequence[dt.date], sessions: Sequence[dt.date]
 ) -> dict[dt.date, tuple[dt.date, ...]]:
-    """For each of ``days``, the last :data:`SIGMA_SESSIONS` of ``sessions`` (sorted) before
-    it; the last :data:`ADV_SESSIONS` of them are the ADV window."""
+    """For each of ``days``, the last :data:`SIGMA_LOOKBACK_SESSIONS` of ``sessions`` (sorted)
+    before it; the last :data:`ADV_SESSIONS` of them are the ADV window."""
     ordered = sorted(sessions)
     out = {}
     for day in days:
         before = [s for s in ordered if s < day]
-        out[day] = tuple(before[-SIGMA_SESSIONS:])
+        out[day] = tuple(before[-SIGMA_LOOKBACK_SESSIONS:])
     return out
 
 
@@ -86,10 +89,11 @@ def price_stats(
         rows = frame[frame["date"].isin(set(window))]
         adv_rows = rows[rows["date"].isin(set(window[-ADV_SESSIONS:]))]
         adv = adv_rows.groupby("symbol", sort=True)["volume"].mean()
-        previous = rows.groupby("symbol", sort=False)["close"].shift(1)
-        returns = (rows["close"] / previous - 1.0).rename("r")
-        sigma = returns.groupby(rows["symbol"], sort=True).std(ddof=1)
-        counts = returns.groupby(rows["symbol"], sort=True).count()
+        last = rows.groupby("symbol", sort=False).tail(SIGMA_SESSIONS)
+        previous = last.groupby("symbol", sort=False)["close"].shift(1)
+        returns = (last["close"] / previous - 1.0).rename("r")
+        sigma = returns.groupby(last["symbol"], sort=True).std(ddof=1)
+        counts = returns.groupby(last["symbol"], sort=True).count()
         sigma = sigma.where(counts >= 2)
         symbols = sorted(set(rows["symbol"]))
         out[day] = pd.DataFrame(

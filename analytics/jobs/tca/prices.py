@@ -54,7 +54,7 @@ def price_stats(
 
     dates = [inputs.day_date(d) for d in days]
     cal = exchange_calendar(opts.calendar)
-    first = dates[0] - dt.timedelta(days=pretrade.SIGMA_SESSIONS * 3)
+    first = dates[0] - dt.timedelta(days=pretrade.SIGMA_LOOKBACK_SESSIONS * 2)
     last = dates[-1] - dt.timedelta(days=1)
     sessions = [s.date() for s in cal.sessions_in_range(first, last)]
     windows = pretrade.session_windows(dates, sessions)
