@@ -168,6 +168,11 @@ def run(
         return _catch_up(spec, settings, options, count, cluster, db, ctx, env, say)
     if spec.prepare is not None:
         settings, options = spec.prepare(settings, options)
+    from analytics.run.folder import RunFolder
+    from analytics.run.lease import lease
+    from analytics.run.ownership import check_apart
+
+    check_apart(settings.output_url, settings.input_url, spec.datasets)
     input_bytes = check_inputs(spec, settings)
     target = db_target(db, env)  # a bad URL or an unreadable secret fails before the job
     if ctx.attempt > 1:
@@ -176,8 +181,14 @@ def run(
             say(f"{spec.name}: run {settings.run_id} is committed already: delivering it again")
             return _deliver(spec, done, settings.output_url, target, say)
     copts = cluster_options(cluster, settings.output_url, env, input_bytes)
-    manifest = _execute(spec, settings, options, copts, ctx, say, _recorded(cluster, db))
-    return _deliver(spec, manifest, settings.output_url, target, say)
+    # One writer at a time; taking the lease is also the output's write probe. The folder's
+    # contents are checked before the cluster starts, and again when it is prepared.
+    with lease(settings.output_url, settings.run_id):
+        RunFolder(settings.output_url).check(
+            spec.name, settings.run_id, spec.table_names, overwrite=settings.overwrite
+        )
+        manifest = _execute(spec, settings, options, copts, ctx, say, _recorded(cluster, db))
+        return _deliver(spec, manifest, settings.output_url, target, say)
 
 
 @contextlib.contextmanager

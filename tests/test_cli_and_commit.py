@@ -130,14 +130,34 @@ def _mp(market: Path, out: Path, scheduler: str, *extra: str) -> int:
     ).code
 
 
+MP = ("market-performance", "--input")
+
+
 def test_rerun_of_the_same_run_id_replaces(market: Path, tmp_path: Path, scheduler: str) -> None:
     out = tmp_path / "run"
     assert _mp(market, out, scheduler, "--run-id", "r1") == 0
     first = read_manifest(str(out))
-    # A stale part from some earlier, larger run must not survive the rerun.
-    (out / "metrics" / "part-09999.parquet").write_bytes(
-        (out / "metrics" / "part-00000.parquet").read_bytes()
+    # A part that no manifest lists is not finbatch's to delete: the rerun refuses, keeps it
+    # and names it; once it is gone, the rerun replaces the run.
+    stray = out / "metrics" / "part-09999.parquet"
+    stray.write_bytes((out / "metrics" / "part-00000.parquet").read_bytes())
+    refused = run_cli(
+        [
+            *MP,
+            str(market),
+            "--output",
+            str(out),
+            "--scheduler",
+            scheduler,
+            "--run-id",
+            "r1",
+            "--overwrite",
+        ]
     )
+    assert refused.code == 2, refused.stderr
+    assert "metrics/part-09999.parquet" in refused.stderr
+    assert stray.exists() and read_manifest(str(out)) == first
+    stray.unlink()
     assert _mp(market, out, scheduler, "--run-id", "r1") == 0
     second = read_manifest(str(out))
     assert first is not None and second is not None

@@ -14,6 +14,7 @@ from analytics.jobs.contract import JobContext, JobSpec, RunSettings
 from analytics.options import values_of
 from analytics.run.folder import RunFolder, outputs_of
 from analytics.run.manifest import FileEntry, FileSet, Manifest
+from analytics.run.ownership import claim
 from analytics.run.resume import Checkpoint, read_record, remove_record
 
 if TYPE_CHECKING:
@@ -73,7 +74,7 @@ def execute(
         spec.name,
         settings.run_id,
     ):
-        log.info(
+        log.warning(
             "not resuming: %s records job %r run %r, not job %r run %r; starting from zero",
             settings.output_url,
             previous.get("job"),
@@ -93,6 +94,7 @@ def execute(
     )
     if previous is None:
         remove_record(settings.output_url)
+        claim(settings.output_url, spec.name, settings.run_id, tables)
     params = parameters(settings, options)
     checkpoint = (
         Checkpoint(settings.output_url, spec.name, settings.run_id, tables, params, previous)

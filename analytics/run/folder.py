@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
 
+    from analytics.run import ownership
+
 log = logging.getLogger(__name__)
 
 
@@ -138,31 +140,22 @@ class RunFolder:
         overwrite: bool,
         keep_tables: bool = False,
     ) -> None:
-        """Make the folder ready for this run: refuse another run's results, clear our tables.
+        """Make the folder ready for this run: refuse what it may not replace, clear the rest.
 
-        A manifest of the same job and run id (a retry) or ``overwrite`` lets the run replace
-        it. The manifest goes first, so an interrupted clean-up never leaves a run that looks
-        complete. ``keep_tables`` (a resumed run) leaves the tables to
-        :meth:`analytics.run.resume.Checkpoint.begin`, which keeps the verified finished pieces
-        and deletes the rest.
+        Only finbatch's files go (:mod:`analytics.run.ownership`): a committed run of another
+        job or run id needs ``overwrite``; a file no finbatch run wrote is refused, and kept
+        even with ``overwrite``. The manifest goes first, so an interrupted clean-up never
+        leaves a run that looks complete. ``keep_tables`` (a resumed run) leaves this run's
+        tables to :meth:`analytics.run.resume.Checkpoint.begin`, which keeps the verified
+        finished pieces and deletes the rest.
         """
+        from analytics.run import ownership
+
         try:
-            previous = self.read_manifest()
-            if previous is not None:
-                same = (previous.job, previous.run_id) == (job, run_id)
-                if not same and not overwrite:
-                    raise OutputError(
-                        f"{self.url} already holds the committed run {previous.run_id!r} "
-                        f"(job {previous.job!r}); choose another --output, "
-                        f"rerun with --run-id {previous.run_id}, or pass --overwrite to "
-                        "replace it"
-                    )
-                log.info("replacing the committed run %r in %s", previous.run_id, self.url)
-                self.fs.rm(join(self.path, MANIFEST))
-            for table in () if keep_tables else tables:
-                folder = join(self.path, table)
-                if self.fs.exists(folder):
-                    self.fs.rm(folder, recursive=True)
+            found = self.check(job, run_id, tables, overwrite=overwrite)
+            if found.manifest is not None:
+                log.info("replacing the committed run %r in %s", found.manifest.run_id, self.url)
+            ownership.clear(found, tables, keep_tables=keep_tables)
             if is_local(self.fs):
                 self.fs.makedirs(self.path, exist_ok=True)
             self.fs.invalidate_cache()
@@ -171,8 +164,19 @@ class RunFolder:
         except OSError as err:
             raise OutputError(f"cannot prepare the output folder {self.url}: {err}") from err
 
+    def check(
+        self, job: str, run_id: str, tables: Sequence[str], *, overwrite: bool
+    ) -> ownership.Survey:
+        """What the folder holds, once checked that this run may write there (no change)."""
+        from analytics.run import ownership
+
+        found = ownership.survey(self.url, self.read_manifest(), job, tables)
+        ownership.check(found, job, run_id, tables, overwrite=overwrite)
+        return found
+
     def discard(self, tables: Sequence[str]) -> None:
-        """Remove what a failed run wrote (best effort: the missing manifest already says so)."""
+        """Remove what a failed run wrote (best effort: the missing manifest already says so).
+        The tables were checked to hold finbatch's files only when the run began."""
         for table in tables:
             folder = join(self.path, table)
             try:

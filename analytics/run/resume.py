@@ -1,12 +1,12 @@
 """Resume: what a run has finished, recorded as it goes, so that a retry computes only the rest.
 
 A resumable job writes each piece of its tables under a deterministic name, as its task ends.
-The driver keeps ``_progress.json`` in the output folder: the job, the run id, a fingerprint of
-what makes the results (the job, its result-changing parameters, the input files with their
-versions: ETag, or size and mtime), the plan's shape (bucket and chunk counts that otherwise
-depend on the cluster's size) and the finished pieces ``{key: {table, url, rows, bytes, ...}}``.
-Small arrays a later step needs (the benchmark series, a backtest task's daily sums) are files
-under ``_progress/``.
+The driver keeps ``_progress.json`` in the output folder: the job, the run id, its tables, a
+fingerprint of what makes the results (the job, its result-changing parameters, the input files
+with their versions: ETag, or size and mtime), each input file's version (to name what changed),
+the plan's shape (bucket and chunk counts that otherwise depend on the cluster's size) and the
+finished pieces ``{key: {table, url, rows, bytes, ...}}``. Small arrays a later step needs (the
+benchmark series, a backtest task's daily sums) are files under ``_progress/``.
 
 A new attempt of the same run id in resume mode (AWS Batch's ``AWS_BATCH_JOB_ATTEMPT`` > 1, or
 ``--resume``) with the same fingerprint keeps each recorded piece that still exists with its
@@ -33,9 +33,8 @@ from analytics.data.datasets import DataFile
 from analytics.data.storage import full_url, join, open_fs
 from analytics.run.folder import WrittenPart, put
 from analytics.run.manifest import jsonable as _jsonable
+from analytics.run.ownership import BLOBS, PROGRESS
 
-PROGRESS = "_progress.json"
-BLOBS = "_progress"
 #: The record is written at most this often while tasks finish (and always at the end).
 FLUSH_INTERVAL_S = 2.0
 #: Options that do not change a run's results: they stay out of the fingerprint.
@@ -57,6 +56,31 @@ def fingerprint(
     }
     text = json.dumps(_jsonable(body), sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def versions(inputs: Mapping[str, Sequence[DataFile]]) -> dict[str, list[Any]]:
+    """Each input file's size and version, as the record keeps them (to name what changed)."""
+    return {f.url: [f.size, f.version] for files in inputs.values() for f in files}
+
+
+def changes(recorded: Any, inputs: Mapping[str, Sequence[DataFile]]) -> str:
+    """What differs between the recorded inputs and ``inputs``, in words."""
+    if not isinstance(recorded, Mapping):
+        return "the parameters or the input files changed"
+    now = versions(inputs)
+    changed = sorted(u for u in now if u in recorded and list(recorded[u]) != now[u])
+    added = sorted(set(now) - set(recorded))
+    removed = sorted(set(recorded) - set(now))
+    said = [
+        f"{label} {', '.join(urls[:3])}{f' and {len(urls) - 3} more' if len(urls) > 3 else ''}"
+        for label, urls in (
+            ("the input file(s) changed:", changed),
+            ("new input file(s):", added),
+            ("input file(s) gone:", removed),
+        )
+        if urls
+    ]
+    return "; ".join(said) or "the parameters changed"
 
 
 def save_arrays(url: str, arrays: Mapping[str, Any]) -> int:
@@ -159,15 +183,17 @@ class Checkpoint:
                 f", {dropped} missing or changed piece(s) to redo" if dropped else "",
             )
         elif prev is not None:
-            log.info(
-                "not resuming run %s: the parameters or the input files changed since the "
-                "recorded attempt; starting from zero",
+            log.warning(
+                "not resuming run %s: %s since the recorded attempt; starting from zero",
                 self.run_id,
+                changes(prev.get("inputs"), inputs),
             )
         self.record = {
             "job": self.job,
             "run_id": self.run_id,
+            "tables": list(self.tables),
             "fingerprint": digest,
+            "inputs": versions(inputs),
             "plan": recorded_plan,
             "pieces": pieces,
             "blobs": blobs,

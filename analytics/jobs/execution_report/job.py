@@ -8,7 +8,7 @@ from typing import Any
 from distributed import Future
 
 from analytics.data.datasets import skipped_rows
-from analytics.data.storage import join, open_fs
+from analytics.data.storage import join
 from analytics.jobs.contract import JobContext, JobResult
 from analytics.jobs.tca import tasks
 from analytics.jobs.tca.plan import parts_of, plan, summary_of
@@ -22,10 +22,7 @@ REPORT_FILE = "report.txt"
 
 def run(ctx: JobContext) -> JobResult:
     client, settings = ctx.client, ctx.settings
-    out = settings.output_url
-    fs, path = open_fs(join(out, REPORT_FILE))
-    if fs.exists(path):  # a stale report must not sit beside this run's tables
-        fs.rm(path)
+    out = settings.output_url  # a stale report.txt went with the folder's preparation
     p = plan(client, settings, "execution-report")
     writes = []
     for name in ("orders", "exceptions"):
