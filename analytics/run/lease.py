@@ -175,9 +175,9 @@ class _S3Lease:
 
     def _take_over(self, url: str) -> str:
         try:
-            head = self.fs.call_s3("get_object", Bucket=self.bucket, Key=self.key)
-            etag = str(head["ETag"])
-            other = json.loads(head["Body"].read() or b"{}")
+            # The ETag first: if the lease changes after it, the conditional PUT fails.
+            etag = str(self.fs.call_s3("head_object", Bucket=self.bucket, Key=self.key)["ETag"])
+            other = json.loads(self.fs.cat_file(f"{self.bucket}/{self.key}") or b"{}")
         except FileNotFoundError:  # released meanwhile: try once more from the start
             return self._put(IfNoneMatch="*")
         except (OSError, ValueError) as err:

@@ -149,8 +149,9 @@ def check(found: Survey, job: str, run_id: str, tables: Sequence[str], *, overwr
     mixed = found.foreign_in(tables)
     if mixed:
         raise OutputError(
-            f"{found.url} holds files that no finbatch run wrote where this run's tables go: "
-            f"{', '.join(mixed[:SHOWN])}; choose another --output (nothing was deleted)"
+            f"{found.url} holds files that no finbatch run wrote, "
+            f"{len(mixed)} where this run's tables go: {found.describe_foreign()}; choose "
+            "another --output, or move them away (--overwrite keeps them, so it cannot help)"
         )
     if found.foreign and not overwrite:
         raise OutputError(
