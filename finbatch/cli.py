@@ -232,13 +232,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _logging(level: str) -> None:
+    from analytics.secrecy import RedactingFilter
+
     logging.basicConfig(
         level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+            handler.addFilter(RedactingFilter())
 
 
 def _guarded(action: Any) -> int:
     """Run a command; map what it raises to a message on stderr and an exit code."""
+    from analytics.secrecy import redact
     from finbatch.runner import Terminated
 
     try:
@@ -246,9 +252,9 @@ def _guarded(action: Any) -> int:
         return code
     except FinbatchError as err:
         if err.exit_code == EXIT_OK:  # nothing to do (a schedule firing on a day off)
-            print(f"finbatch: nothing to do: {err}", flush=True)
+            print(f"finbatch: nothing to do: {redact(err)}", flush=True)
             return EXIT_OK
-        print(f"finbatch: error: {err}", file=sys.stderr, flush=True)
+        print(f"finbatch: error: {redact(err)}", file=sys.stderr, flush=True)
         return err.exit_code
     except KeyboardInterrupt:
         print("finbatch: interrupted", file=sys.stderr, flush=True)
@@ -269,5 +275,5 @@ def _guarded(action: Any) -> int:
             )
             return EXIT_TEMPFAIL
         log.exception("unexpected failure")
-        print(f"finbatch: failed: {type(err).__name__}: {err}", file=sys.stderr, flush=True)
+        print(f"finbatch: failed: {type(err).__name__}: {redact(err)}", file=sys.stderr, flush=True)
         return EXIT_FAILURE

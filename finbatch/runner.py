@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from analytics.errors import EXIT_FAILURE, EXIT_OK, EXIT_TEMPFAIL, FinbatchError, InputError
 from analytics.jobs.contract import JobSpec, RunSettings
+from analytics.secrecy import redact
 from finbatch.settings import ClusterSettings, DbSettings
 
 if TYPE_CHECKING:
@@ -95,6 +96,26 @@ def check_inputs(spec: JobSpec, settings: RunSettings) -> int:
     return sum(f.size for name in spec.datasets for f in list_files(settings.input_url, name, sel))
 
 
+def check_environment(env: Mapping[str, str]) -> None:
+    """The environment's settings that would otherwise fail late or with a traceback."""
+    from finbatch.settings import check_address
+
+    endpoint = env.get("AWS_ENDPOINT_URL")
+    if endpoint:
+        check_address("AWS_ENDPOINT_URL", endpoint, ("http", "https"))
+
+
+def check_locations(settings: RunSettings) -> None:
+    """--input and --output are local folders or s3:// URLs."""
+    for flag, url in (("--input", settings.input_url), ("--output", settings.output_url)):
+        scheme, sep, _ = url.partition("://")
+        if sep and scheme not in ("s3", "s3a", "file"):
+            raise InputError(
+                f"{flag} {redact(url)[:80]!r}: {scheme}:// is not a place finbatch reads or "
+                "writes; give a local folder or s3://BUCKET/PREFIX"
+            )
+
+
 def cluster_options(
     cluster: ClusterSettings,
     output_url: str,
@@ -152,6 +173,7 @@ def run(
 
     cluster = cluster or ClusterSettings()
     db = db or DbSettings()
+    check_environment(env)
     ctx = detect(env, cluster.scheduler)
     if ctx.role is Role.MNP_CHILD:
         from cluster.runner import run_worker_node
@@ -172,6 +194,7 @@ def run(
     from analytics.run.lease import lease
     from analytics.run.ownership import check_apart
 
+    check_locations(settings)
     check_apart(settings.output_url, settings.input_url, spec.datasets)
     input_bytes = check_inputs(spec, settings)
     target = db_target(db, env)  # a bad URL or an unreadable secret fails before the job
@@ -450,7 +473,7 @@ def _catch_up(
 
 def report_failures(outcome: Outcome) -> None:
     for failure in outcome.failures:
-        print(f"finbatch: error: {failure}", file=sys.stderr, flush=True)
+        print(f"finbatch: error: {redact(failure)}", file=sys.stderr, flush=True)
     if outcome.failures and outcome.manifest is not None:
         print(
             f"finbatch: the run {outcome.manifest.run_id} stays committed in {outcome.output_url}",

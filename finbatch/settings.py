@@ -7,12 +7,34 @@ declaration. Defaults are written here, once.
 
 from __future__ import annotations
 
+import os
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from analytics.errors import InputError
 from analytics.options import defaults_of, option, positive_int
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+#: --workers and --threads-per-worker stop at the machine's CPUs times this, unless --force:
+#: more only thrashes the machine.
+CPU_FACTOR = 4
+SCHEDULER_SCHEMES = ("tcp", "tls", "inproc", "ucx", "ws", "wss")
+_ADDRESS = re.compile(
+    r"^([a-z][a-z0-9+.-]*)://(\[[0-9a-fA-F:]+\]|[A-Za-z0-9_.-]+|[^\s:/]+/[^\s]*)(:\d{1,5})?/?$"
+)
+
+
+def check_address(where: str, value: str, schemes: Sequence[str]) -> None:
+    """Refuse a malformed address (``SCHEME://HOST[:PORT]``) with a message naming ``where``."""
+    match = _ADDRESS.match(value.strip())
+    port = match.group(3) if match else None
+    if match is None or match.group(1) not in schemes or (port and int(port[1:]) > 65535):
+        raise InputError(
+            f"{where} {value[:80]!r} is not an address like {schemes[0]}://HOST:PORT "
+            f"(schemes: {', '.join(schemes)})"
+        )
 
 
 @dataclass(frozen=True)
@@ -49,6 +71,25 @@ class ClusterSettings:
         switch=True,
         help="MNP: plain TCP between the nodes instead of mutual TLS (not recommended)",
     )
+    force: bool = option(
+        False,
+        switch=True,
+        help=f"allow --workers or --threads-per-worker above the machine's CPUs x {CPU_FACTOR}",
+    )
+
+    def __post_init__(self) -> None:
+        cap = CPU_FACTOR * (os.cpu_count() or 1)
+        for flag, value in (
+            ("--workers", self.workers),
+            ("--threads-per-worker", self.threads_per_worker),
+        ):
+            if value is not None and value > cap and not self.force:
+                raise InputError(
+                    f"{flag} {value} is more than this machine's {os.cpu_count()} CPUs x "
+                    f"{CPU_FACTOR} = {cap}; give at most {cap}, or add --force"
+                )
+        if self.scheduler is not None:
+            check_address("--scheduler", self.scheduler, SCHEDULER_SCHEMES)
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from analytics.run.folder import RunFolder, outputs_of
 from analytics.run.manifest import FileEntry, FileSet, Manifest
 from analytics.run.ownership import claim
 from analytics.run.resume import Checkpoint, read_record, remove_record
+from analytics.secrecy import redact
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -115,7 +116,10 @@ def execute(
     manifest = Manifest(
         job=spec.name,
         run_id=settings.run_id,
-        parameters=dict(sorted({**params, **(recorded or {})}.items())),
+        parameters={
+            k: redact(v) if isinstance(v, str) else v
+            for k, v in sorted({**params, **(recorded or {})}.items())
+        },
         code_version=code_version(),
         started_at=started,
         finished_at=_now(),

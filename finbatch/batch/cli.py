@@ -168,11 +168,16 @@ def _add_run(commands: Any) -> None:
 
 
 def _run(args: argparse.Namespace, run_job: RunJob) -> int:
+    import shlex
+
+    from analytics.secrecy import redact
+
     values = list(args.parameters)
     if len(values) != len(PARAMETER_NAMES):
         print(
             f"finbatch batch run: error: expected {len(PARAMETER_NAMES)} parameters "
-            f"({' '.join(PARAMETER_NAMES)}), got {len(values)}: {values!r}",
+            f"({' '.join(PARAMETER_NAMES)}), got {len(values)}: "
+            f"{redact(' '.join(shlex.quote(v) for v in values))}",
             file=sys.stderr,
             flush=True,
         )
@@ -211,5 +216,7 @@ def run_batch(args: argparse.Namespace, run_job: RunJob) -> int:
     try:
         return handler(args, run_job)
     except FinbatchError as err:
-        print(f"finbatch: error: {err}", file=sys.stderr, flush=True)
+        from analytics.secrecy import redact
+
+        print(f"finbatch: error: {redact(err)}", file=sys.stderr, flush=True)
         return err.exit_code
