@@ -126,6 +126,21 @@ def _version(info: dict[str, Any], size: int) -> str:
     return f"size:{size}:mtime:{mtime!r}"
 
 
+def _special_kind(info: dict[str, Any]) -> str:
+    import stat
+
+    mode = int(info.get("mode") or 0)
+    for test, kind in (
+        (stat.S_ISFIFO, "FIFO (named pipe)"),
+        (stat.S_ISSOCK, "socket"),
+        (stat.S_ISCHR, "character device"),
+        (stat.S_ISBLK, "block device"),
+    ):
+        if test(mode):
+            return kind
+    return f"special file ({info.get('type')})"
+
+
 def list_files(input_url: str, name: str, sel: Selection) -> list[DataFile]:
     """The dataset's Parquet files under ``input_url/name``, pruned by hive ``year``/``date``.
 
@@ -151,6 +166,12 @@ def list_files(input_url: str, name: str, sel: Selection) -> list[DataFile]:
             part.startswith(_SKIP_PREFIXES) for part in relative.split("/")
         ):
             continue
+        if info.get("type") not in (None, "file"):  # reading a FIFO would hang forever
+            raise InputError(
+                f"{key} is a {_special_kind(info)}, not a regular file: a dataset folder "
+                "holds only Parquet files (remove it)",
+                dataset=name,
+            )
         size = int(info.get("size") or 0)
         files.append(
             DataFile(full_url(fs, key), size, _partition_values(relative), _version(info, size))
@@ -291,7 +312,17 @@ def read_file(
     try:
         with fs.open(path, "rb") as handle:
             parquet = pq.ParquetFile(handle)
-            present = set(parquet.schema_arrow.names)
+            names = parquet.schema_arrow.names
+            twice = sorted({n for n in names if names.count(n) > 1})
+            if twice:
+                raise InputError(
+                    f"the file has {len(twice)} duplicate column name(s): {twice}; "
+                    "write each column once",
+                    dataset=name,
+                    file=url,
+                    column=twice[0],
+                )
+            present = set(names)
             for col in wanted:
                 if col not in present and ds.column(col).required:
                     raise InputError(
@@ -340,6 +371,7 @@ def read_file(
     for col in absent:
         arrays[col] = pa.nulls(table.num_rows, ds.column(col).type)
     table = pa.table(arrays)
+    table, misfiled = _check_folder_range(table, ds, url, sel.on_bad_rows)
 
     mask = None
     if low is not None:
@@ -357,6 +389,7 @@ def read_file(
     from analytics.data.checks import check_unique, check_values, report_skips
 
     checked, skipped = check_values(table.drop_columns(absent), ds, url, sel.on_bad_rows)
+    skipped = misfiled + skipped
     if skipped:
         for col in absent:
             checked = checked.append_column(col, pa.nulls(checked.num_rows, ds.column(col).type))
@@ -365,6 +398,62 @@ def read_file(
     if check_keys and set(ds.key) <= set(table.column_names) and table.num_rows:
         check_unique(table.to_pandas(), ds, url)
     return table
+
+
+def _folder_range(url: str) -> tuple[str, dt.date, dt.date] | None:
+    """The dates a file's ``year=``/``date=`` folder stands for: (folder, first, last)."""
+    found = None
+    for part in url.split("/")[:-1]:
+        match = _HIVE.match(part)
+        if not match:
+            continue
+        key, value = match.groups()
+        try:
+            if key == "year":
+                found = (part, dt.date(int(value), 1, 1), dt.date(int(value), 12, 31))
+            elif key == "date":
+                day = dt.date.fromisoformat(value)
+                found = (part, day, day)
+        except ValueError:
+            continue  # the listing names a malformed folder
+    return found
+
+
+def _check_folder_range(
+    table: pa.Table, ds: Dataset, url: str, on_bad_rows: str
+) -> tuple[pa.Table, list[dict[str, Any]]]:
+    """Rows outside their ``year=``/``date=`` folder's dates: an error, or skipped and counted.
+
+    Partition pruning trusts the folders, so a misfiled row would be dropped without a word by
+    one selection and kept by another."""
+    folder = _folder_range(url)
+    column = ds.time_column
+    if folder is None or column not in table.column_names or not table.num_rows:
+        return table, []
+    part, first, last = folder
+    values = table.column(column)
+    if pa.types.is_timestamp(values.type):
+        values = pc.cast(pc.floor_temporal(values, unit="day"), pa.timestamp("s", "UTC"))
+        values = pc.cast(values, pa.date32())
+    outside = pc.or_(
+        pc.less(values, pa.scalar(first, pa.date32())),
+        pc.greater(values, pa.scalar(last, pa.date32())),
+    )
+    n_bad = int(pc.sum(outside).as_py() or 0)
+    if not n_bad:
+        return table, []
+    what = f"row(s) outside the folder {part} ({first} .. {last})"
+    if on_bad_rows != "skip":
+        row = int(pc.index(outside, True).as_py())
+        raise InputError(
+            f"{n_bad} {what}, first {values[row].as_py()} at row {row} "
+            "(move them to their folder, or --on-bad-rows skip drops such rows)",
+            dataset=ds.name,
+            file=url,
+            column=column,
+        )
+    record = {"dataset": ds.name, "file": url, "column": column, "reason": what, "rows": n_bad}
+    return table.filter(pc.invert(outside)), [record]
 
 
 def _py(scalar: pa.Scalar | None) -> Any:

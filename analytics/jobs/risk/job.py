@@ -137,6 +137,12 @@ def portfolio_risk(
     return var_rows, contrib_rows
 
 
+def _names(files: Any) -> str:
+    """The files a cross-file duplicate may come from, for its message."""
+    urls = [f.url for f in files]
+    return ", ".join(urls[:4]) + (f" and {len(urls) - 4} more" if len(urls) > 4 else "")
+
+
 def coverage_rows(
     portfolio: str, symbols: list[str], has_return: pd.DataFrame, min_coverage: float
 ) -> list[dict[str, Any]]:
@@ -193,7 +199,7 @@ def run(ctx: JobContext) -> JobResult:
             f"no positions on the as-of date {as_of}", dataset="positions", column="date"
         )
     # Every snapshot read (the VaR backtest uses each of them), not only the as-of date's.
-    check_unique(history, dataset("positions"), f"positions {pos_start} .. {as_of}")
+    check_unique(history, dataset("positions"), _names(pos_files))
     positions = all_positions[all_positions["quantity"] != 0]
     held = tuple(sorted(history.loc[history["quantity"] != 0, "symbol"].astype(str).unique()))
 
@@ -204,7 +210,7 @@ def run(ctx: JobContext) -> JobResult:
         settings.input_url, "prices", sel, columns=["symbol", "date", "close"]
     )
     prices = _compute(client, price_frame, "risk: prices")
-    check_unique(prices, dataset("prices"), "the selected prices")
+    check_unique(prices, dataset("prices"), _names(price_files))
     closes = prices.pivot(index="date", columns="symbol", values="close").sort_index()
     closes.index = pd.DatetimeIndex(closes.index)
     closes.columns = closes.columns.astype(str)
@@ -254,6 +260,7 @@ def run(ctx: JobContext) -> JobResult:
     cover_rows: list[dict[str, Any]] = []
     pnl_parts: list[pd.DataFrame] = []
     names = sorted(all_positions["portfolio"].astype(str).unique())
+    notes: list[str] = []
     for portfolio in names:
         group = positions[positions["portfolio"].astype(str) == portfolio]
         holdings = group.groupby("symbol", observed=True)["quantity"].sum().reset_index()
@@ -274,6 +281,9 @@ def run(ctx: JobContext) -> JobResult:
         )
         var_rows += v
         contrib_rows += c
+        if holdings.empty:  # every quantity 0: its rows say 0, and a note says why
+            notes.append(f"portfolio {portfolio!r} holds only zero quantities on {as_of}")
+            log.warning("%s: its VaR and ES are 0", notes[-1])
         cover_rows += coverage_rows(
             portfolio, holdings["symbol"].tolist(), observed, args.min_coverage
         )
@@ -323,6 +333,7 @@ def run(ctx: JobContext) -> JobResult:
             "backtest_days": int(exceptions["date"].nunique()),
             "coverage_flagged": flagged,
             "skipped_rows": skipped_rows(client, pos_sel, sel),
+            "notes": notes,
         },
     )
 
