@@ -15,7 +15,10 @@ MASK = "***"
 
 _PATTERNS = (
     # the value of --db-url / FINBATCH_DB_URL, whatever it holds (quoted or not)
-    (re.compile(r"(--db-url[= ]|FINBATCH_DB_URL=)('[^']*'|\"[^\"]*\"|\S+)"), rf"\1{MASK}"),
+    (
+        re.compile(r"(--db-url[= ]|FINBATCH_DB_URL=)('[^']*'|\"[^\"]*\"|\S*(?:://|=)\S*)"),
+        rf"\1{MASK}",
+    ),
     # scheme://user:password@host
     (re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^/\s:@'\"]*:)[^@\s'\"]*@"), rf"\1{MASK}@"),
     # conninfo password=..., and secrets named in key=value or JSON

@@ -16,6 +16,7 @@ import dataclasses
 import datetime as dt
 import logging
 import os
+import re
 import signal
 import sys
 import time
@@ -142,6 +143,11 @@ def cluster_options(
 def db_target(db: DbSettings, env: Mapping[str, str] = os.environ) -> DbTarget | None:
     """The database to load, from ``--db-url`` / ``$FINBATCH_DB_URL`` and ``--db-secret``."""
     url = db.db_url or env.get("FINBATCH_DB_URL") or None
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_$]{0,62}", db.db_schema or ""):
+        raise InputError(
+            f"--db-schema {db.db_schema[:70]!r} is not a schema name: letters, digits and _, "
+            "starting with a letter or _, at most 63 characters"
+        )
     if not url and not db.db_secret:
         return None
     from analytics.delivery.database import DbTarget
@@ -153,9 +159,13 @@ def db_target(db: DbSettings, env: Mapping[str, str] = os.environ) -> DbTarget |
 
         secret = read_secret(db.db_secret)
     try:
-        return DbTarget(connection_params(url, secret), db.db_schema)
+        params = connection_params(url, secret)
     except SinkError as err:
-        raise InputError(str(err)) from err
+        raise InputError(redact(err)) from err
+    port = params.get("port", "5432")
+    if not all(p.isdigit() and 0 < int(p) < 65536 for p in port.split(",")):
+        raise InputError(f"--db-url: the port {port[:20]!r} is not a number from 1 to 65535")
+    return DbTarget(params, db.db_schema)
 
 
 def run(

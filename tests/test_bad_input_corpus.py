@@ -12,6 +12,7 @@ fault proxy).
 from __future__ import annotations
 
 import math
+import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -180,8 +181,70 @@ def _ghost(table: pa.Table) -> pa.Table:
     return pa.concat_tables([table, ghost.set_column(2, table.schema.field(2), symbols)])
 
 
+def _duplicate_column(table: pa.Table) -> pa.Table:
+    return table.append_column("close", table.column("close"))
+
+
+def _special(dataset: str, make: Callable[[str], None]) -> Callable[[Path], None]:
+    """A FIFO or a socket beside the dataset's file (reading a FIFO would hang)."""
+
+    def change(root: Path) -> None:
+        make(str((root / FILES[dataset]).with_name("special")))
+
+    return change
+
+
+def _socket(path: str) -> None:
+    import socket
+
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(path)
+    sock.close()  # the socket file stays
+
+
+def _misfiled(column: str, row: int, shift_days: int) -> Edit:
+    """Row ``row``'s time moved ``shift_days`` days: out of its year=/date= folder."""
+
+    def edit(table: pa.Table) -> pa.Table:
+        values = table.column(column).to_pylist()
+        values[row] = values[row] - pd.Timedelta(days=shift_days).to_pytimedelta()
+        index = table.schema.get_field_index(column)
+        field = table.schema.field(index)
+        return table.set_column(index, field, pa.array(values, field.type))
+
+    return edit
+
+
+def _duplicate_position(root: Path) -> None:
+    path = root / FILES["positions"]
+    table = pq.read_table(path)
+    on_day = table.filter(pc.equal(table.column("date"), pa.scalar(pd.Timestamp(DAY).date())))
+    pq.write_table(on_day.slice(0, 1), path.with_name("dup.parquet"))
+
+
 KINDS = (
-    # --- files that are not (whole) Parquet
+    # --- files that are not (whole) Parquet, or not files at all
+    Kind(
+        "fifo-in-dataset",
+        "prices",
+        on_root=_special("prices", os.mkfifo),
+        needle="FIFO (named pipe), not a regular file",
+        names_file=False,
+    ),
+    Kind(
+        "socket-in-dataset",
+        "bars",
+        on_root=_special("bars", _socket),
+        needle="socket, not a regular file",
+        names_file=False,
+    ),
+    Kind(
+        "duplicate-column-names",
+        "prices",
+        _duplicate_column,
+        column="close",
+        needle="duplicate column name(s): ['close']",
+    ),
     Kind("truncated-parquet", "prices", on_root=_truncated, needle="not a readable Parquet"),
     Kind("not-parquet", "fills", on_root=_not_parquet, needle="not a readable Parquet"),
     Kind("empty-file", "bars", on_root=_empty_file, needle="not a readable Parquet"),
@@ -302,7 +365,38 @@ KINDS = (
         without=without_row(-1),
     ),
     Kind("end-before-arrival", "orders", end_before_arrival, column="end_ts", needle="end_ts"),
+    # --- rows outside their year=/date= folder (partition pruning would drop them silently)
+    Kind(
+        "row-outside-year-folder",
+        "prices",
+        _misfiled("date", 0, 10),
+        column="date",
+        needle="outside the folder year=2024",
+        without=without_row(0),
+    ),
+    Kind(
+        "row-outside-date-folder",
+        "fills",
+        _misfiled("ts", 4, 1),
+        column="ts",
+        needle=f"outside the folder date={DAY}",
+        without=without_row(4),
+    ),
+    Kind(
+        "order-outside-date-folder",
+        "orders",
+        _misfiled("date", 0, 3),
+        column="date",
+        needle=f"outside the folder date={DAY}",
+    ),
     # --- keys
+    Kind(
+        "duplicate-position-across-files",
+        "positions",
+        on_root=_duplicate_position,
+        column="date, portfolio, symbol",
+        needle="rows share a key",
+    ),
     Kind(
         "duplicate-price-across-files",
         "prices",
@@ -509,3 +603,111 @@ def test_market_performance_skips_a_bad_close(market: Path, tmp_path: Path, sche
     skipped = manifest["summary"]["skipped_rows"]
     assert sum(entry["rows"] for entry in skipped) == 1
     assert skipped[0]["column"] == "close"
+
+
+# --- the edges of the command line, the environment and the output folder: each a clean exit 2
+# before any cluster starts (the run says nothing on stdout), no traceback, nothing deleted.
+
+SECRET = "hunter2-s3cret"
+
+
+@dataclass(frozen=True)
+class Edge:
+    id: str
+    args: tuple[str, ...]
+    needle: str
+    #: Prepares the input root and the output folder.
+    setup: Callable[[Path, Path], None] | None = None
+    env: tuple[tuple[str, str], ...] = ()
+    job: tuple[str, ...] = ("market-performance",)
+
+
+def _foreign(root: Path, out: Path) -> None:
+    out.mkdir()
+    (out / "thesis.docx").write_bytes(b"not finbatch's")
+
+
+def _other_job(root: Path, out: Path) -> None:
+    out.mkdir()
+    (out / "_manifest.json").write_text('{"job": "risk", "run_id": "same", "outputs": {}}')
+
+
+def _output_is_a_file(root: Path, out: Path) -> None:
+    out.write_text("a file")
+
+
+EDGES = (
+    Edge("output-is-the-input", ("--output", "{root}"), "holds the input dataset 'prices'"),
+    Edge("output-inside-a-dataset", ("--output", "{root}/prices/x"), "is inside the input"),
+    Edge("output-holds-foreign-files", (), "thesis.docx", setup=_foreign),
+    Edge(
+        "output-holds-another-jobs-run-with-the-same-run-id",
+        ("--run-id", "same"),
+        "already holds the committed run 'same' (job 'risk')",
+        setup=_other_job,
+    ),
+    Edge("output-is-a-file", (), "is a file, not a folder", setup=_output_is_a_file),
+    Edge("threads-per-worker-over-the-cap", ("--threads-per-worker", "100000"), "add --force"),
+    Edge("workers-over-the-cap", ("--workers", "100000"), "add --force"),
+    Edge("workers-zero", ("--workers", "0"), "--workers"),
+    Edge("scheduler-not-a-url", ("--scheduler", "not a url"), "--scheduler 'not a url'"),
+    Edge("scheduler-port-out-of-range", ("--scheduler", "tcp://h:99999"), "not an address"),
+    Edge(
+        "aws-endpoint-not-a-url",
+        (),
+        "AWS_ENDPOINT_URL 'not-a-url' is not an address",
+        env=(("AWS_ENDPOINT_URL", "not-a-url"),),
+    ),
+    Edge(
+        "input-of-an-unknown-scheme",
+        ("--input", f"pg://user:{SECRET}@host/db"),
+        "pg:// is not a place",
+    ),
+    Edge(
+        "db-url-with-a-bad-port",
+        ("--db-url", f"postgresql://user:{SECRET}@host:notaport/db"),
+        "the port 'notaport'",
+    ),
+    Edge(
+        "db-url-not-a-conninfo",
+        ("--db-url", f"host=h password={SECRET} port"),
+        "--db-url is not a PostgreSQL URL",
+    ),
+    Edge("db-schema-empty", ("--db-schema", ""), "is not a schema name"),
+    Edge("start-after-end", ("--start", "2024-02-01", "--end", "2024-01-01"), "is after"),
+    Edge(
+        "lookback-days-overflow",
+        ("--as-of", DAY, "--lookback-days", "99999999999"),
+        "the lookback must be an integer",
+        job=("risk",),
+    ),
+)
+
+
+@pytest.mark.parametrize("edge", EDGES, ids=[e.id for e in EDGES])
+def test_edges_exit_2_before_the_cluster(
+    market: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, edge: Edge
+) -> None:
+    root, out = tmp_path / "in", tmp_path / "out"
+    shutil.copytree(market, root)
+    if edge.setup is not None:
+        edge.setup(root, out)
+    for key, value in edge.env:
+        monkeypatch.setenv(key, value)
+    before = sorted(p for p in tmp_path.rglob("*"))
+    args = [a.format(root=root) for a in edge.args]
+    given = {a for a in args if a.startswith("--")}
+    base = [] if "--input" in given else ["--input", str(root)]
+    base += [] if "--output" in given else ["--output", str(out)]
+    result = run_cli([*edge.job, *base, *args])
+    assert result.code == 2, result.stderr
+    assert edge.needle in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""  # no cluster started, nothing computed
+    assert SECRET not in result.stdout + result.stderr
+    assert sorted(p for p in tmp_path.rglob("*")) == before  # nothing deleted or added
+
+
+def test_the_corpus_has_at_least_45_kinds() -> None:
+    ids = [k.id for k in KINDS] + [e.id for e in EDGES]
+    assert len(ids) >= 45 and len(set(ids)) == len(ids)

@@ -106,6 +106,8 @@ class _LocalLease:
         import fcntl
 
         _, folder = open_fs(url)
+        if os.path.exists(folder) and not os.path.isdir(folder):
+            raise OutputError(f"--output {url} is a file, not a folder")
         try:
             os.makedirs(folder, exist_ok=True)
         except OSError as err:
