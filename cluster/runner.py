@@ -66,6 +66,13 @@ def mnp_options(
     )
 
 
+def quiet(client: Client) -> None:
+    """Expected errors (bad input) leave no worker traceback on the screen."""
+    from cluster.quiet import QuietExpectedErrors
+
+    client.register_plugin(QuietExpectedErrors())
+
+
 @contextmanager
 def open_client(
     ctx: NodeContext, options: ClusterOptions, env: Mapping[str, str]
@@ -73,6 +80,7 @@ def open_client(
     """A client for the job's driver, whatever the cluster."""
     if ctx.role is Role.MNP_MAIN:
         with main_node(ctx, node_address(env), options.mnp) as client:
+            quiet(client)
             yield client
         return
     if ctx.role is Role.MNP_CHILD:
@@ -81,6 +89,7 @@ def open_client(
     if ctx.role is Role.EXTERNAL:
         spec = ClusterSpec(scheduler=ctx.scheduler)
     with connect(spec) as client:
+        quiet(client)
         yield client
 
 

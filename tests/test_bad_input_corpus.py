@@ -711,3 +711,24 @@ def test_edges_exit_2_before_the_cluster(
 def test_the_corpus_has_at_least_45_kinds() -> None:
     ids = [k.id for k in KINDS] + [e.id for e in EDGES]
     assert len(ids) >= 45 and len(set(ids)) == len(ids)
+
+
+def test_no_worker_traceback_on_the_screen(market: Path, tmp_path: Path) -> None:
+    """A real LocalCluster of worker processes: the bad input's message once, no worker
+    ``Compute Failed`` record nor traceback on the terminal."""
+    import subprocess
+    import sys
+
+    kind = next(k for k in KINDS if k.id == "nan-price")
+    root, out = tmp_path / "in", tmp_path / "out"
+    _setup(market, root, kind)
+    where = ("--input", str(root), "--output", str(out))
+    proc = subprocess.run(
+        [sys.executable, "-m", "finbatch", *JOB["prices"], *where, "--workers", "2"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.count(kind.needle) == 1, proc.stderr
+    assert "Compute Failed" not in proc.stderr and "Traceback" not in proc.stderr, proc.stderr

@@ -1,0 +1,41 @@
+"""No worker traceback on the screen for an expected error.
+
+A task that raises the project's :class:`analytics.errors.FinbatchError` (bad input, a refused
+output) fails the run with that error's message, printed once by the driver. Dask's worker
+also logs it as ``Compute Failed`` with a traceback, on the terminal of a local run: the plugin
+moves those records to DEBUG on the worker (the MNP job's ``_logs/`` keep DEBUG lines), and
+leaves every other failure as loud as before.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from distributed.diagnostics.plugin import WorkerPlugin
+
+#: The exceptions' names (as the worker's record writes them) that are expected failures.
+EXPECTED = ("InputError(", "OutputError(")
+
+
+class ExpectedErrors(logging.Filter):
+    """Demote a worker's ``Compute Failed`` record of an expected error to DEBUG."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.ERROR or not str(record.msg).startswith("Compute Failed"):
+            return True
+        if not any(name in str(record.args) for name in EXPECTED):
+            return True
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+
+
+class QuietExpectedErrors(WorkerPlugin):
+    """Installs :class:`ExpectedErrors` on every worker (idempotent)."""
+
+    name = "finbatch-quiet-expected-errors"
+
+    def setup(self, worker: Any) -> None:
+        target = logging.getLogger("distributed.worker")
+        if not any(isinstance(f, ExpectedErrors) for f in target.filters):
+            target.addFilter(ExpectedErrors())
