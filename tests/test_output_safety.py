@@ -327,3 +327,51 @@ def test_a_same_size_rewrite_is_not_resumed_on_s3(
         f"s3://{s3_bucket}/out",
         caplog,
     )
+
+
+# ---- defect 7: an all-zero portfolio vanished from var/ ---------------------------------------
+
+
+def test_an_all_zero_portfolio_is_a_row_with_value_0_and_a_note(
+    market: Path, tmp_path: Path, scheduler: str
+) -> None:
+    import pandas as pd
+    import pyarrow.compute as pc
+
+    data = tmp_path / "data"
+    shutil.copytree(market, data)
+    path = data / "positions" / "year=2024" / "part-0.parquet"
+    table = pq.read_table(path)
+    day = pa.scalar(pd.Timestamp("2024-03-28").date())
+    books = sorted(set(table.filter(pc.equal(table["date"], day))["portfolio"].to_pylist()))
+    flat = books[0]
+    hit = pc.and_(pc.equal(table["date"], day), pc.equal(table["portfolio"], flat))
+    zero = pc.if_else(hit, pa.scalar(0.0, table.schema.field("quantity").type), table["quantity"])
+    pq.write_table(
+        table.set_column(table.schema.get_field_index("quantity"), "quantity", zero), path
+    )
+
+    def risk(root: Path, out: Path) -> pd.DataFrame:
+        args = ["risk", "--input", str(root), "--output", str(out), "--scheduler", scheduler]
+        result = run_cli([*args, "--as-of", "2024-03-28", "--lookback-days", "20"])
+        assert result.code == 0, result.stderr
+        return (
+            pd.read_parquet(out / "var").sort_values(["portfolio", "method"]).reset_index(drop=True)
+        )
+
+    got = risk(data, tmp_path / "out")
+    rows = got[got["portfolio"] == flat]
+    # 2 methods x the default confidences x horizons, each value 0, VaR 0, ES 0.
+    assert len(rows) == len(got) // len(books) and len(rows) > 0
+    assert (rows[["value", "var", "es"]] == 0).all().all()
+    manifest = read_manifest(str(tmp_path / "out"))
+    assert manifest is not None
+    assert manifest["summary"]["notes"] == [
+        f"portfolio {flat!r} holds only zero quantities on 2024-03-28: value 0"
+    ]
+    assert manifest["summary"]["portfolios"] == len(books)
+    # The other portfolios are as in a run on the untouched market.
+    clean = risk(market, tmp_path / "clean")
+    others = got[got["portfolio"] != flat].reset_index(drop=True)
+    expected = clean[clean["portfolio"] != flat].reset_index(drop=True)
+    pd.testing.assert_frame_equal(others, expected)
