@@ -361,13 +361,13 @@ def test_an_all_zero_portfolio_is_a_row_with_value_0_and_a_note(
 
     got = risk(data, tmp_path / "out")
     rows = got[got["portfolio"] == flat]
-    # 2 methods x the default confidences x horizons, each value 0, VaR 0, ES 0.
+    # Every method x confidence x horizon row is there, each gross, net, VaR and ES 0.
     assert len(rows) == len(got) // len(books) and len(rows) > 0
-    assert (rows[["value", "var", "es"]] == 0).all().all()
+    assert (rows[["gross", "net", "var", "es"]] == 0).all().all()
     manifest = read_manifest(str(tmp_path / "out"))
     assert manifest is not None
     assert manifest["summary"]["notes"] == [
-        f"portfolio {flat!r} holds only zero quantities on 2024-03-28: value 0"
+        f"portfolio {flat!r} holds only zero quantities on 2024-03-28"
     ]
     assert manifest["summary"]["portfolios"] == len(books)
     # The other portfolios are as in a run on the untouched market.

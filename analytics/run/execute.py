@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
+from analytics.data.storage import join
 from analytics.errors import InputError
 from analytics.jobs.contract import JobContext, JobSpec, RunSettings
 from analytics.options import values_of
-from analytics.run.folder import RunFolder, outputs_of
+from analytics.run.folder import RunFolder, outputs_of, put
 from analytics.run.manifest import FileEntry, FileSet, Manifest
-from analytics.run.ownership import claim
+from analytics.run.ownership import PROGRESS
 from analytics.run.resume import Checkpoint, read_record, remove_record
 from analytics.secrecy import redact
 
@@ -50,6 +52,13 @@ def parameters(settings: RunSettings, options: Any) -> dict[str, Any]:
         "overwrite": settings.overwrite,
     }
     return dict(sorted({**common, **values_of(options)}.items()))
+
+
+def claim(url: str, job: str, run_id: str, tables: Sequence[str]) -> None:
+    """Write the progress record of a run that starts from zero: its job, run id and tables,
+    before any part, so that what a killed attempt leaves is known to be finbatch's."""
+    body = {"job": job, "run_id": run_id, "tables": list(tables), "pieces": {}, "blobs": {}}
+    put(join(url, PROGRESS), json.dumps(body, indent=1, sort_keys=True).encode())
 
 
 def execute(

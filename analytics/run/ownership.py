@@ -184,15 +184,6 @@ def clear(found: Survey, tables: Sequence[str], *, keep_tables: bool) -> None:
     fs.invalidate_cache()
 
 
-def claim(url: str, job: str, run_id: str, tables: Sequence[str]) -> None:
-    """Write the progress record of a run that does not resume: its job, run id and tables,
-    so that what a killed attempt leaves is known to be finbatch's."""
-    from analytics.run.folder import put
-
-    body = {"job": job, "run_id": run_id, "tables": list(tables), "pieces": {}, "blobs": {}}
-    put(join(url, PROGRESS), json.dumps(body, indent=1, sort_keys=True).encode())
-
-
 def _location(url: str) -> tuple[str, str]:
     """(protocol, normalised path) of a folder URL, to compare folders."""
     import os.path
