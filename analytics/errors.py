@@ -2,6 +2,21 @@
 
 from __future__ import annotations
 
+import re
+
+#: A number longer than this many digits is named by its length in a message.
+MAX_DIGITS = 24
+_LONG_NUMBER = re.compile(rf"\d(?:,?\d){{{MAX_DIGITS},}}")
+
+
+def readable(message: str) -> str:
+    """``message`` with every very long number replaced by its length: a 300-digit value
+    someone typed reads ``<a 301-digit number>``."""
+    return _LONG_NUMBER.sub(
+        lambda m: f"<a {sum(c.isdigit() for c in m.group())}-digit number>", message
+    )
+
+
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_BAD_INPUT = 2

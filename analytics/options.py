@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from analytics.errors import InputError
+from analytics.errors import InputError, readable
 
 #: The largest count any integer option accepts (days, symbols, combinations...): a bound that
 #: keeps every derived size finite and every message short.
@@ -122,7 +122,7 @@ def argtype(parse: Parse) -> Parse:
         try:
             return parse(text)
         except (ValueError, InputError) as err:
-            raise argparse.ArgumentTypeError(str(err)) from None
+            raise argparse.ArgumentTypeError(readable(str(err))) from None
 
     parsed.__name__ = getattr(parse, "__name__", "value")
     return parsed

@@ -244,6 +244,7 @@ def _logging(level: str) -> None:
 
 def _guarded(action: Any) -> int:
     """Run a command; map what it raises to a message on stderr and an exit code."""
+    from analytics.errors import readable
     from analytics.secrecy import redact
     from finbatch.runner import Terminated
 
@@ -254,7 +255,7 @@ def _guarded(action: Any) -> int:
         if err.exit_code == EXIT_OK:  # nothing to do (a schedule firing on a day off)
             print(f"finbatch: nothing to do: {redact(err)}", flush=True)
             return EXIT_OK
-        print(f"finbatch: error: {redact(err)}", file=sys.stderr, flush=True)
+        print(f"finbatch: error: {readable(redact(err))}", file=sys.stderr, flush=True)
         return err.exit_code
     except KeyboardInterrupt:
         print("finbatch: interrupted", file=sys.stderr, flush=True)

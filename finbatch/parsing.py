@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import Any, NoReturn
 
 from analytics.jobs.contract import JobSpec, RunSettings
 from analytics.options import add_options
@@ -12,12 +12,20 @@ from finbatch.settings import LOG_LEVELS, ClusterSettings, DbSettings
 EPILOG = "Exit codes: 0 success, 2 bad arguments or bad input, 1 any other failure."
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse's parser whose errors never echo a secret or a 300-digit number."""
+
+    def error(self, message: str) -> NoReturn:
+        from analytics.errors import readable
+        from analytics.secrecy import redact
+
+        super().error(readable(redact(message)))
+
+
 def new_parser(prog: str, description: str) -> argparse.ArgumentParser:
     """A parser that refuses abbreviated options (a future option cannot change an old
     script's meaning)."""
-    return argparse.ArgumentParser(
-        prog=prog, description=description, epilog=EPILOG, allow_abbrev=False
-    )
+    return Parser(prog=prog, description=description, epilog=EPILOG, allow_abbrev=False)
 
 
 def log_level(target: argparse.ArgumentParser | Any) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -676,6 +677,12 @@ EDGES = (
     Edge("db-schema-empty", ("--db-schema", ""), "is not a schema name"),
     Edge("start-after-end", ("--start", "2024-02-01", "--end", "2024-01-01"), "is after"),
     Edge(
+        "grid-with-a-300-digit-number",
+        ("--strategy", "sma-cross", "--grid", f"fast=2:{10**300}:1", "--grid", "slow=10:20:2"),
+        "<a 301-digit number> values is too many",
+        job=("backtest",),
+    ),
+    Edge(
         "lookback-days-overflow",
         ("--as-of", DAY, "--lookback-days", "99999999999"),
         "the lookback must be an integer",
@@ -705,6 +712,7 @@ def test_edges_exit_2_before_the_cluster(
     assert "Traceback" not in result.stderr
     assert result.stdout == ""  # no cluster started, nothing computed
     assert SECRET not in result.stdout + result.stderr
+    assert not re.search(r"\d{25}", result.stderr), result.stderr  # no 300-digit numbers
     assert sorted(p for p in tmp_path.rglob("*")) == before  # nothing deleted or added
 
 

@@ -375,3 +375,25 @@ def test_an_all_zero_portfolio_is_a_row_with_value_0_and_a_note(
     others = got[got["portfolio"] != flat].reset_index(drop=True)
     expected = clean[clean["portfolio"] != flat].reset_index(drop=True)
     pd.testing.assert_frame_equal(others, expected)
+
+
+def test_missing_credentials_are_named_as_such(tmp_path: Path) -> None:
+    """No credentials anywhere: the message says so (not "run again"), exit 2, no traceback."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(
+        AWS_EC2_METADATA_DISABLED="true",
+        AWS_CONFIG_FILE="/dev/null",
+        AWS_SHARED_CREDENTIALS_FILE="/dev/null",
+        AWS_ENDPOINT_URL="http://127.0.0.1:1",
+        AWS_DEFAULT_REGION="us-east-1",
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "finbatch", MP, "--input", "s3://b/in", "--output", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "the AWS credentials were not found or were refused" in proc.stderr
+    assert "run the job again" not in proc.stderr and "Traceback" not in proc.stderr

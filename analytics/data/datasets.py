@@ -20,8 +20,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from analytics.data.schemas import DATASETS, Dataset
-from analytics.data.storage import full_url, join, open_fs, transport_errors
-from analytics.errors import InputError, StorageError
+from analytics.data.storage import credential_problem, full_url, join, open_fs, transport_errors
+from analytics.errors import FinbatchError, InputError, StorageError
 
 if TYPE_CHECKING:
     import dask.dataframe as dd
@@ -108,7 +108,10 @@ def _is_remote(url: str) -> bool:
     return "://" in url and not url.startswith("file://")
 
 
-def _storage_error(url: str, name: str, err: BaseException) -> StorageError:
+def _storage_error(url: str, name: str, err: BaseException) -> FinbatchError:
+    credentials = credential_problem(err)
+    if credentials is not None:  # no retry helps: the environment must change (exit 2)
+        return InputError(credentials, dataset=name, file=url)
     return StorageError(
         f"dataset {name!r}, file {url!r}: storage kept failing after its retries "
         f"({type(err).__name__}: {err}); the input may be fine: run the job again, or raise "

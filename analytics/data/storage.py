@@ -91,6 +91,28 @@ def is_transient(err: BaseException) -> bool:
             return True
         current = current.__cause__ or current.__context__
     return False
+#: What botocore and S3 say when the credentials, not the storage, are the problem.
+CREDENTIAL_ERRORS = (
+    "NoCredentialsError",
+    "PartialCredentialsError",
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "ExpiredToken",
+    "InvalidToken",
+    "UnrecognizedClientException",
+)
+
+
+def credential_problem(err: BaseException) -> str | None:
+    """The credential error ``err`` stands for, if it is one (named in words), else None."""
+    text = f"{type(err).__name__}: {err}"
+    found = next((name for name in CREDENTIAL_ERRORS if name in text), None)
+    if found is None:
+        return None
+    return (
+        f"the AWS credentials were not found or were refused ({text}); check AWS_PROFILE, "
+        "AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, or the role the job runs with"
+    )
 
 
 def join(url: str, *parts: str) -> str:

@@ -25,7 +25,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from typing import Any
 
-from analytics.data.storage import is_local, join, open_fs
+from analytics.data.storage import credential_problem, is_local, join, open_fs
 from analytics.errors import OutputError
 from analytics.run.ownership import LEASE
 
@@ -92,8 +92,8 @@ def _probe_error(url: str, err: BaseException) -> OutputError:
     text = str(err)
     if isinstance(err, PermissionError) or "AccessDenied" in text or "Forbidden" in text:
         cause = "access denied (check the credentials and the role's permissions)"
-    elif "InvalidAccessKeyId" in text or "SignatureDoesNotMatch" in text or "credentials" in text:
-        cause = "the AWS credentials were refused or not found"
+    elif credential_problem(err) is not None:
+        cause = str(credential_problem(err))
     elif isinstance(err, FileNotFoundError) and not is_local(open_fs(url)[0]):
         cause = "the bucket does not exist"
     else:
