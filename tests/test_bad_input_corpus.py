@@ -675,6 +675,11 @@ EDGES = (
         "--db-url is not a PostgreSQL URL",
     ),
     Edge("db-schema-empty", ("--db-schema", ""), "is not a schema name"),
+    Edge(
+        "start-without-data-says-no-none",
+        ("--start", "2031-01-01"),
+        "falls in 2031-01-01 or later",
+    ),
     Edge("start-after-end", ("--start", "2024-02-01", "--end", "2024-01-01"), "is after"),
     Edge(
         "grid-with-a-300-digit-number",
@@ -713,6 +718,7 @@ def test_edges_exit_2_before_the_cluster(
     assert result.stdout == ""  # no cluster started, nothing computed
     assert SECRET not in result.stdout + result.stderr
     assert not re.search(r"\d{25}", result.stderr), result.stderr  # no 300-digit numbers
+    assert "None" not in result.stderr
     assert sorted(p for p in tmp_path.rglob("*")) == before  # nothing deleted or added
 
 

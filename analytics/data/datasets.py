@@ -69,6 +69,17 @@ class Selection:
         return tuple(sorted(set(self.symbols) | set(self.extra_symbols)))
 
 
+def span(start: dt.date | None, end: dt.date | None) -> str:
+    """A date range in words, an open end said as such (never "None .. None")."""
+    if start is None and end is None:
+        return "any date"
+    if start is None:
+        return f"any date up to {end}"
+    if end is None:
+        return f"{start} or later"
+    return f"{start} .. {end}"
+
+
 def dataset(name: str) -> Dataset:
     return DATASETS[name]
 
@@ -185,7 +196,9 @@ def list_files(input_url: str, name: str, sel: Selection) -> list[DataFile]:
         )
     selected = [f for f in files if _in_range(f.partition, sel, f.url)]
     if not selected:
-        raise InputError(f"no partition of {root} falls in {sel.start} .. {sel.end}", dataset=name)
+        raise InputError(
+            f"no partition of {root} falls in {span(sel.start, sel.end)}", dataset=name
+        )
     return selected
 
 

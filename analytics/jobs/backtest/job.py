@@ -34,6 +34,7 @@ from analytics.data.datasets import (
     list_files,
     read_file,
     skipped_rows,
+    span,
     with_bad_rows,
 )
 from analytics.errors import InputError
@@ -206,7 +207,7 @@ def read(ctx: JobContext) -> Read:
     )
     if found.symbols == 0:
         raise InputError(
-            f"no prices for the selected symbols in {settings.start} .. {end}", dataset="prices"
+            f"no prices for the selected symbols in {span(settings.start, end)}", dataset="prices"
         )
     return found
 

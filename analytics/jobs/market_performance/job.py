@@ -27,6 +27,7 @@ from analytics.data.datasets import (
     Selection,
     list_files,
     skipped_rows,
+    span,
     with_bad_rows,
 )
 from analytics.errors import InputError
@@ -161,7 +162,7 @@ def run(ctx: JobContext) -> JobResult:
         log.warning("no prices for %d selected symbol(s): %s", len(missing), missing[:20])
     if not symbols:
         raise InputError(
-            f"no prices for the selected symbols in {settings.start} .. {settings.end}",
+            f"no prices for the selected symbols in {span(settings.start, settings.end)}",
             dataset="prices",
         )
     return JobResult(
