@@ -216,11 +216,12 @@ def run(
     copts = cluster_options(cluster, settings.output_url, env, input_bytes)
     # One writer at a time; taking the lease is also the output's write probe. The folder's
     # contents are checked before the cluster starts, and again when it is prepared.
-    with lease(settings.output_url, settings.run_id):
+    with lease(settings.output_url, settings.run_id) as held:
         RunFolder(settings.output_url).check(
             spec.name, settings.run_id, spec.table_names, overwrite=settings.overwrite
         )
-        manifest = _execute(spec, settings, options, copts, ctx, say, _recorded(cluster, db))
+        recorded = _recorded(cluster, db)
+        manifest = _execute(spec, settings, options, copts, ctx, say, recorded, held.check)
         return _deliver(spec, manifest, settings.output_url, target, say)
 
 
@@ -247,10 +248,11 @@ def _execute(
     ctx: Any,
     say: Callable[[str], None],
     recorded: Mapping[str, Any],
+    before_commit: Callable[[], None] | None = None,
 ) -> Manifest:
     _prepare_report(spec)
     with _client(ctx, copts) as client:
-        return _execute_on(client, spec, settings, options, ctx, say, recorded)
+        return _execute_on(client, spec, settings, options, ctx, say, recorded, before_commit)
 
 
 def _execute_on(
@@ -261,6 +263,7 @@ def _execute_on(
     ctx: Any,
     say: Callable[[str], None],
     recorded: Mapping[str, Any],
+    before_commit: Callable[[], None] | None = None,
 ) -> Manifest:
     from analytics.run.execute import execute
     from cluster.local import describe
@@ -271,7 +274,9 @@ def _execute_on(
         f"{spec.name}: run {settings.run_id} ({ctx.role.value}) on {info['workers']} "
         f"workers / {info['threads']} threads; dashboard {client.dashboard_link}"
     )
-    manifest = execute(spec, client, settings, options, lambda: describe(client), recorded)
+    manifest = execute(
+        spec, client, settings, options, lambda: describe(client), recorded, before_commit
+    )
     rows = ", ".join(f"{t} {s.rows:,} rows" for t, s in manifest.outputs.items())
     say(
         f"{spec.name}: committed {manifest.manifest_url} ({rows}) "
@@ -395,6 +400,9 @@ def _catch_up(
     failure may pass on a retry (Batch's next attempt then runs only what is still missing),
     else the first failure's code.
     """
+    from analytics.run.lease import lease
+    from analytics.run.ownership import check_apart
+
     from analytics.errors import AlreadyCommitted
     from analytics.run.catchup import plan
 
@@ -463,9 +471,18 @@ def _catch_up(
         with _client(ctx, copts) as client:
             for label, p_settings, p_options, _ in runnable:
                 try:
-                    manifest = _execute_on(
-                        client, spec, p_settings, p_options, ctx, say, _recorded(cluster, db)
-                    )
+                    check_apart(p_settings.output_url, p_settings.input_url, spec.datasets)
+                    with lease(p_settings.output_url, p_settings.run_id) as held:
+                        manifest = _execute_on(
+                            client,
+                            spec,
+                            p_settings,
+                            p_options,
+                            ctx,
+                            say,
+                            _recorded(cluster, db),
+                            held.check,
+                        )
                 except Exception as err:
                     failed(label, err)
                     continue

@@ -397,3 +397,36 @@ def test_missing_credentials_are_named_as_such(tmp_path: Path) -> None:
     assert proc.returncode == 2, proc.stderr
     assert "the AWS credentials were not found or were refused" in proc.stderr
     assert "run the job again" not in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_run_whose_s3_lease_was_taken_over_does_not_commit(
+    market: Path, s3_bucket: str, scheduler: str
+) -> None:
+    """Run A is frozen past its lease; another run takes the lease over (here: the test puts a
+    new lease, as an expired-lease takeover does). A resumes, finds the lease not its own, and
+    exits 2 without a manifest, leaving the other run's lease in place."""
+    s3 = boto3.client("s3")
+
+    def read() -> bytes | None:
+        try:
+            body: bytes = s3.get_object(Bucket=s3_bucket, Key="out/_lease.json")["Body"].read()
+        except s3.exceptions.NoSuchKey:
+            return None
+        return body
+
+    out = f"s3://{s3_bucket}/out"
+    other = {"run_id": "B", "host": "h2", "pid": 2, "expires_at": "2999-01-01T00:00:00+00:00"}
+    args = [MP, "--input", str(market), "--output", out, "--scheduler", scheduler]
+    a = _start([*args, "--run-id", "A"])
+    try:
+        _await_lease(read, "A", a)
+        a.send_signal(signal.SIGSTOP)
+        s3.put_object(Bucket=s3_bucket, Key="out/_lease.json", Body=json.dumps(other).encode())
+        a.send_signal(signal.SIGCONT)
+        _, err = a.communicate(timeout=300)
+    finally:
+        a.kill()
+    assert a.returncode == 2, err
+    assert "was taken over by another run while this one ran: not committing" in err, err
+    assert read_manifest(out) is None
+    assert json.loads(read() or b"{}")["run_id"] == "B"

@@ -68,8 +68,10 @@ def execute(
     options: Any,
     cluster_info: Callable[[], dict[str, Any]] | None = None,
     recorded: Mapping[str, Any] | None = None,
+    before_commit: Callable[[], None] | None = None,
 ) -> Manifest:
     """Run the job and commit its outputs: clear its tables, write them, manifest last.
+    ``before_commit`` may refuse the commit by raising (the output's lease was lost).
 
     A resumable job records its finished pieces as it goes; a failed or terminated run keeps
     them and the record (no manifest: the run does not exist), so that the next attempt of the
@@ -143,6 +145,8 @@ def execute(
     )
     if checkpoint is not None:
         checkpoint.close()
+    if before_commit is not None:
+        before_commit()
     url = folder.commit(manifest)
     if checkpoint is not None:
         checkpoint.finish()

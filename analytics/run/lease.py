@@ -140,6 +140,9 @@ class _LocalLease:
         os.write(fd, json.dumps({**info, "expires_at": "its process ends"}).encode())
         self.fd = fd
 
+    def check(self) -> None:
+        """The kernel holds a flock until the process ends: it cannot be lost."""
+
     def release(self) -> None:
         with suppress(FileNotFoundError):
             os.unlink(self.path)
@@ -203,6 +206,20 @@ class _S3Lease:
                 )
                 return
 
+    def check(self) -> None:
+        """Renew the lease now; :class:`OutputError` when another run took it over (this run
+        was stopped longer than its expiry): its results must not be committed."""
+        if not self.lost:
+            try:
+                self.etag = self._put(IfMatch=self.etag)
+                return
+            except OSError:
+                self.lost = True
+        raise OutputError(
+            f"the lease on {self.url} was taken over by another run while this one ran: "
+            "not committing (its tables may be mixed); run it again"
+        )
+
     def release(self) -> None:
         self._stop.set()
         self._thread.join(timeout=10)
@@ -215,7 +232,7 @@ class _S3Lease:
 
 
 @contextmanager
-def lease(url: str, run_id: str, *, ttl: float = TTL_S) -> Iterator[None]:
+def lease(url: str, run_id: str, *, ttl: float = TTL_S) -> Iterator[_LocalLease | _S3Lease]:
     """Hold the output folder's lease while the block runs; :class:`OutputError` (exit 2) names
     the holder when another run has it."""
     fs, _ = open_fs(url)
@@ -224,6 +241,6 @@ def lease(url: str, run_id: str, *, ttl: float = TTL_S) -> Iterator[None]:
         _LocalLease(url, info) if is_local(fs) else _S3Lease(url, info, ttl)
     )
     try:
-        yield
+        yield held
     finally:
         held.release()
