@@ -400,11 +400,10 @@ def _catch_up(
     failure may pass on a retry (Batch's next attempt then runs only what is still missing),
     else the first failure's code.
     """
-    from analytics.run.lease import lease
-    from analytics.run.ownership import check_apart
-
     from analytics.errors import AlreadyCommitted
     from analytics.run.catchup import plan
+    from analytics.run.lease import lease
+    from analytics.run.ownership import check_apart
 
     found = plan(spec, settings, options, count)
     unit = spec.catch_up.unit if spec.catch_up else "period"

@@ -91,6 +91,8 @@ def is_transient(err: BaseException) -> bool:
             return True
         current = current.__cause__ or current.__context__
     return False
+
+
 #: What botocore and S3 say when the credentials, not the storage, are the problem.
 CREDENTIAL_ERRORS = (
     "NoCredentialsError",
