@@ -50,6 +50,11 @@ ENV PATH=/opt/finbatch/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     DASK_TEMPORARY_DIRECTORY=/tmp
 
+# The commit the image is built from, recorded in every run's manifest as its code version:
+#   docker build --build-arg GIT_COMMIT=$(git rev-parse HEAD) -t finbatch:0.1.0 .
+ARG GIT_COMMIT=""
+ENV FINBATCH_GIT_COMMIT=$GIT_COMMIT
+
 USER 10001:10001
 WORKDIR /home/finbatch
 

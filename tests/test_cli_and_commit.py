@@ -200,19 +200,3 @@ def test_failed_run_leaves_no_manifest_and_no_tables(
     assert _mp(market, out, scheduler, "--run-id", "x", "--benchmark", "NOPE") == 2
     assert read_manifest(str(out)) is None
     assert not (out / "metrics").exists()
-
-
-def test_nan_metrics_stay_nan_in_parquet(tmp_path: Path) -> None:
-    """A metric that is NaN by definition is written as NaN, not as a null."""
-    import numpy as np
-    import pandas as pd
-    import pyarrow.parquet as pq
-
-    from analytics.run.folder import write_part
-
-    frame = pd.DataFrame({"symbol": ["A", "B", None], "sharpe": [1.5, np.nan, 2.0]})
-    part = write_part(str(tmp_path), "metrics", 0, frame)
-    table = pq.read_table(part.url)
-    assert table.column("sharpe").null_count == 0
-    assert np.isnan(table.column("sharpe").to_numpy()[1])
-    assert table.column("symbol").null_count == 1  # a real null stays null

@@ -82,6 +82,10 @@ _SECRET_KEYS: Final = {
 }
 
 
+#: Columns the loader fills (``as_of`` from the table's own column when it has one).
+RUN_COLUMNS: Final = ("run_id", "job", "as_of")
+
+
 class SinkError(FinbatchError):
     """The database load failed (exit code 1); the run's Parquet outputs stay committed."""
 
@@ -245,9 +249,12 @@ def table_schema(table: TableLoad) -> pa.Schema:
             f"{table.name}: the table's files disagree on their columns: {err}"
         ) from err
     derived = [d.name for d in table.derived]
-    clash = sorted({"run_id", "job", *derived} & set(own.names))
+    clash = sorted({"job", *derived} & set(own.names))
     if clash:
         raise SinkError(f"{table.name}: the result table has reserved column(s) {clash}")
+    # Every part starts with the run's id (analytics.run.folder.RUN_ID): the row's run_id.
+    if "run_id" in own.names and not pa.types.is_string(own.field("run_id").type):
+        raise SinkError(f"{table.name}: its run_id column is {own.field('run_id').type}")
     missing = sorted(set(table.key) - set(own.names) - set(derived))
     if missing:
         raise SinkError(f"{table.name}: declared key column(s) {missing} are not in the table")
@@ -256,7 +263,7 @@ def table_schema(table: TableLoad) -> pa.Schema:
         raise SinkError(f"{table.name}: the table's own as_of column is {as_of}, not a date")
     run = [pa.field("run_id", pa.string()), pa.field("job", pa.string())]
     run.append(pa.field("as_of", pa.date32()))
-    rest = [pa.field(f.name, _wire_type(f.type)) for f in own if f.name != "as_of"]
+    rest = [pa.field(f.name, _wire_type(f.type)) for f in own if f.name not in RUN_COLUMNS]
     return pa.schema([*run, *rest, *(pa.field(name, pa.string()) for name in derived)])
 
 

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
     from analytics.data.datasets import DataFile
     from analytics.run.committed import CommittedRun
-    from analytics.run.folder import WrittenPart
+    from analytics.run.folder import Destination, WrittenPart
     from analytics.run.resume import Checkpoint
 
 OnBadRows = Literal["fail", "skip"]
@@ -90,6 +90,13 @@ class RunSettings:
     def job_selection(self) -> dict[str, Any]:
         """The selection, as the manifest records it."""
         return {"start": self.start, "end": self.end, "symbols": self.symbols}
+
+    @property
+    def destination(self) -> Destination:
+        """Where the job's tasks write its parts (:func:`analytics.run.folder.write_part`)."""
+        from analytics.run.folder import Destination
+
+        return Destination(self.output_url, self.run_id)
 
 
 @dataclass(frozen=True)

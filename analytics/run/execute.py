@@ -7,7 +7,6 @@ import json
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
 from analytics.data.storage import join
@@ -19,18 +18,12 @@ from analytics.run.manifest import FileEntry, FileSet, Manifest
 from analytics.run.ownership import PROGRESS
 from analytics.run.resume import Checkpoint, read_record, remove_record
 from analytics.secrecy import redact
+from analytics.version import code_version
 
 if TYPE_CHECKING:
     from distributed import Client
 
 log = logging.getLogger(__name__)
-
-
-def code_version() -> str:
-    try:
-        return metadata.version("finbatch")
-    except metadata.PackageNotFoundError:
-        return "unknown"
 
 
 def _now() -> str:

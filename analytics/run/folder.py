@@ -67,32 +67,74 @@ def get(url: str) -> bytes | None:
     return data
 
 
+#: The column every result table starts with: the run that wrote the row, so that the tables
+#: of several runs loaded side by side (a data lake, a database) can be told apart.
+RUN_ID = "run_id"
+#: Timestamps are written in microseconds, UTC: Spark and older Athena engines read Parquet's
+#: nanosecond timestamps as integers, and PostgreSQL keeps microseconds anyway.
+TIMESTAMP_UNIT = "us"
+
+
+@dataclass(frozen=True)
+class Destination:
+    """Where a run's parts go: its output folder, and the run id every row carries."""
+
+    url: str
+    run_id: str
+
+
 def to_arrow(frame: pd.DataFrame, schema: pa.Schema | None = None) -> pa.Table:
-    """A pandas frame as an Arrow table that keeps NaN as NaN.
-
-    ``Table.from_pandas`` turns NaN into null; a metric that is NaN by its definition (fewer than
-    two returns, 0 / 0) stays NaN in Parquet, as empyrical and numpy give it. Real nulls
-    (``None``, ``pd.NA``) stay null.
-    """
+    """A pandas frame as an Arrow table (NaN becomes null, as ``Table.from_pandas`` does)."""
     import pyarrow as pa
 
-    table = pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
-    for i, name in enumerate(table.column_names):
-        column = frame[name]
-        if column.dtype.kind == "f" and table.column(i).null_count:
-            field = table.schema.field(i)
-            values = pa.array(column.to_numpy(), type=field.type, from_pandas=False)
-            table = table.set_column(i, field, values)
-    return table
+    return pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
 
 
-def write_part(output_url: str, table: str, index: int, data: Any) -> WrittenPart:
-    """Write one part of a result table (a pandas frame or an Arrow table); runs in a task."""
+def _lake_column(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """A column as data lakes read it: a float's NaN as null (SQL's ``avg`` skips a null but
+    returns NaN over a NaN), a timestamp in microseconds with its time zone (UTC when naive,
+    as every timestamp the inputs hold is)."""
     import pyarrow as pa
+    import pyarrow.compute as pc
+
+    kind = column.type
+    if pa.types.is_floating(kind):
+        nan = pc.is_nan(column)
+        if pc.any(nan).as_py():
+            return pc.if_else(nan, pa.scalar(None, kind), column)
+        return column
+    if pa.types.is_timestamp(kind) and (kind.unit != TIMESTAMP_UNIT or kind.tz is None):
+        # Sub-microsecond digits are dropped (floored toward the epoch, as arrow's cast does).
+        target = pa.timestamp(TIMESTAMP_UNIT, tz=kind.tz or "UTC")
+        return column.cast(target, safe=False)
+    return column
+
+
+def lake_table(data: pd.DataFrame | pa.Table, run_id: str) -> pa.Table:
+    """A result table as every part is written: ``run_id`` first, then the table's columns
+    with NaN as null and timestamps in microseconds (UTC). A ``run_id`` column already there
+    (a shard's part copied into the merged run) is replaced by this run's."""
+    import pyarrow as pa
+
+    table = data if isinstance(data, pa.Table) else to_arrow(data)
+    if RUN_ID in table.column_names:
+        table = table.drop_columns([RUN_ID])
+    columns = [_lake_column(table.column(i)) for i in range(table.num_columns)]
+    fields = [table.schema.field(i).with_type(c.type) for i, c in enumerate(columns)]
+    ids = pa.repeat(pa.scalar(run_id, pa.string()), table.num_rows)
+    return pa.Table.from_arrays(
+        [ids, *columns],
+        schema=pa.schema([pa.field(RUN_ID, pa.string(), nullable=False), *fields]),
+    )
+
+
+def write_part(target: Destination, table: str, index: int, data: Any) -> WrittenPart:
+    """Write one part of a result table (a pandas frame or an Arrow table) as
+    :func:`lake_table` shapes it; runs in a task."""
     import pyarrow.parquet as pq
 
-    arrow = data if isinstance(data, pa.Table) else to_arrow(data)
-    url = join(output_url, table, part_name(index))
+    arrow = lake_table(data, target.run_id)
+    url = join(target.url, table, part_name(index))
     fs, path = open_fs(url)
     if is_local(fs):
         fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)

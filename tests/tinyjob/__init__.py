@@ -43,7 +43,7 @@ def run(ctx: JobContext) -> JobResult:
         for symbol, n in counts.items():
             totals[symbol] = totals.get(symbol, 0) + n
     frame = pd.DataFrame({"symbol": sorted(totals), "rows": [totals[s] for s in sorted(totals)]})
-    part = write_part(ctx.settings.output_url, "counts", 0, frame)
+    part = write_part(ctx.settings.destination, "counts", 0, frame)
     return JobResult(parts=[part], inputs={"prices": files}, summary={"symbols": len(frame)})
 
 

@@ -262,15 +262,15 @@ def sweep(ctx: JobContext, combos: Combos, got: Read) -> Planned:
             args = (index, got.buckets[b], got.days_future, part_combos, task_sweep)
             if checkpoint is not None:
                 task = delayed(sweep_and_keep, nout=2, pure=True)(
-                    checkpoint.blob_url(key), settings.output_url, *args
+                    checkpoint.blob_url(key), settings.destination, *args
                 )
             else:
-                task = delayed(sweep_task, nout=2, pure=True)(settings.output_url, *args)
+                task = delayed(sweep_task, nout=2, pure=True)(settings.destination, *args)
             writes.append(task[0])
             keys.append(key)
             parts.append(task[1])
         written, best = delayed(portfolio.summary_task, nout=2, pure=True)(
-            settings.output_url,
+            settings.destination,
             p,
             options.strategy,
             part_combos,
@@ -281,7 +281,7 @@ def sweep(ctx: JobContext, combos: Combos, got: Read) -> Planned:
         summaries.append(written)
         candidates.append(best)
     final = delayed(portfolio.top_task, nout=2, pure=True)(
-        settings.output_url, combos, got.days_future, candidates, options.top
+        settings.destination, combos, got.days_future, candidates, options.top
     )
     futures = client.compute([*writes, *summaries, final[0], final[1]])
     if checkpoint is not None:
@@ -359,7 +359,7 @@ def _merge(ctx: JobContext) -> JobResult:
     current = shards.current_inputs(ctx.settings, options)
     parts, files, summary, top_frame = shards.merge(
         ctx.client,
-        ctx.settings.output_url,
+        ctx.settings.destination,
         combos,
         count,
         shards.jsonable(own),

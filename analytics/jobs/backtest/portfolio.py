@@ -20,7 +20,7 @@ from analytics.jobs.backtest.grid import combination_count
 from analytics.jobs.backtest.stats import METRICS, PPY, TRADE_STATS
 from analytics.jobs.backtest.strategies._base import Combos
 from analytics.jobs.backtest.sweep import PortfolioPart
-from analytics.run.folder import WrittenPart, to_arrow, write_part
+from analytics.run.folder import Destination, WrittenPart, to_arrow, write_part
 from analytics.stats import metrics
 
 FloatArray = npt.NDArray[np.float64]
@@ -81,7 +81,7 @@ class Candidates:
 
 
 def summary_task(
-    output_url: str,
+    target: Destination,
     index: int,
     strategy: str,
     combos: Combos,
@@ -95,7 +95,7 @@ def summary_task(
     """
     frame = summary_frame(strategy, combos, part)
     table = to_arrow(frame, summary_schema(combos))
-    written = write_part(output_url, SUMMARY, index, table)
+    written = write_part(target, SUMMARY, index, table)
     best = ranking(frame["sharpe"], np.arange(len(frame)))[:top]
     r = daily_returns(part)[best]
     equity = np.cumprod(1.0 + np.nan_to_num(r), axis=1, dtype=np.float64)
@@ -104,7 +104,7 @@ def summary_task(
 
 
 def top_task(
-    output_url: str,
+    target: Destination,
     combos: Combos,
     days: IntArray,
     candidates: Sequence[Candidates],
@@ -117,7 +117,7 @@ def top_task(
     chosen = frame.iloc[best].drop(columns="_order").reset_index(drop=True)
     chosen.insert(0, "rank", np.arange(1, len(chosen) + 1, dtype=np.int64))
     schema = summary_schema(combos, ranked=True)
-    parts = [write_part(output_url, TOP, 0, to_arrow(chosen, schema))]
+    parts = [write_part(target, TOP, 0, to_arrow(chosen, schema))]
     n_days = len(days)
     equity = {
         "strategy": np.repeat(chosen["strategy"].to_numpy(), n_days),
@@ -136,7 +136,7 @@ def top_task(
         },
         schema=pa.schema(fields),
     )
-    parts.append(write_part(output_url, EQUITY, 0, table))
+    parts.append(write_part(target, EQUITY, 0, table))
     return parts, chosen
 
 

@@ -17,7 +17,7 @@ import numpy.typing as npt
 from analytics.data.buckets import Rows
 from analytics.jobs.backtest.strategies._base import Combos
 from analytics.jobs.backtest.sweep import PortfolioPart, Sweep, sweep_task
-from analytics.run.folder import WrittenPart
+from analytics.run.folder import Destination, WrittenPart
 from analytics.run.resume import Checkpoint, load_arrays, save_arrays
 
 #: Scalars of a PortfolioPart (the other fields are arrays).
@@ -38,7 +38,7 @@ def part_from_arrays(arrays: dict[str, npt.NDArray[Any]]) -> PortfolioPart:
 
 def sweep_and_keep(
     blob_url: str,
-    output_url: str,
+    target: Destination,
     index: int,
     rows: Rows,
     days: npt.NDArray[np.int64],
@@ -47,7 +47,7 @@ def sweep_and_keep(
 ) -> tuple[tuple[WrittenPart, dict[str, Any]], PortfolioPart]:
     """Run one sweep task (a Dask task), write its part, then keep its portfolio part; hands
     back the written part with the blob's address and size, and the portfolio part."""
-    written, part = sweep_task(output_url, index, rows, days, combos, sweep)
+    written, part = sweep_task(target, index, rows, days, combos, sweep)
     size = save_arrays(blob_url, part_arrays(part))
     return (written, {"url": blob_url, "bytes": size}), part
 

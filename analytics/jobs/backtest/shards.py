@@ -36,14 +36,22 @@ from dask.delayed import delayed
 from distributed import Client
 
 from analytics.data.datasets import DataFile, Selection, list_files
-from analytics.data.storage import join, open_fs
+from analytics.data.storage import open_fs
 from analytics.errors import AlreadyCommitted, InputError
 from analytics.jobs.backtest import portfolio
 from analytics.jobs.backtest.options import Options
 from analytics.jobs.backtest.strategies._base import Combos
 from analytics.jobs.backtest.sweep import RESULTS
 from analytics.jobs.contract import RunSettings
-from analytics.run.folder import RunFolder, WrittenPart, part_name, shard_index, shard_url
+from analytics.run.folder import (
+    RUN_ID,
+    Destination,
+    RunFolder,
+    WrittenPart,
+    shard_index,
+    shard_url,
+    write_part,
+)
 from analytics.run.manifest import Manifest
 from analytics.run.manifest import jsonable as _jsonable
 
@@ -201,12 +209,9 @@ def _check_same(manifests: Sequence[dict[str, Any]], own: Mapping[str, Any]) -> 
                 )
 
 
-def _copy(src: str, dst: str, table: str, rows: int) -> WrittenPart:
-    fs, src_path = open_fs(src)
-    _, dst_path = open_fs(dst)
-    fs.makedirs(dst_path.rsplit("/", 1)[0], exist_ok=True)
-    fs.copy(src_path, dst_path)
-    return WrittenPart(table, dst, rows, int(fs.size(dst_path)))
+def _copy(src: str, target: Destination, table: str, index: int) -> WrittenPart:
+    """A shard's part as a part of the merged run (its rows now carry the merge's run id)."""
+    return write_part(target, table, index, _read(src))
 
 
 def _read(url: str) -> Any:
@@ -215,12 +220,18 @@ def _read(url: str) -> Any:
         return pq.read_table(handle)
 
 
+def _own(table: Any) -> Any:
+    """A shard's table as a frame of its own columns (without the shard's run id)."""
+    names = [name for name in table.column_names if name != RUN_ID]
+    return table.select(names).to_pandas()
+
+
 def _candidates(
     output_url: str, index: int, manifest: dict[str, Any], top: int
 ) -> tuple[portfolio.Candidates, np.ndarray]:
     files = manifest["outputs"]
-    frame = _read(files[portfolio.TOP]["files"][0]["url"]).to_pandas()
-    equity = _read(files[portfolio.EQUITY]["files"][0]["url"]).to_pandas()
+    frame = _own(_read(files[portfolio.TOP]["files"][0]["url"]))
+    equity = _own(_read(files[portfolio.EQUITY]["files"][0]["url"]))
     equity = equity.sort_values(["rank", "date"], kind="stable")
     days = np.unique(equity["date"].to_numpy().astype("datetime64[D]").astype(np.int64))
     curves = equity["equity"].to_numpy(dtype=np.float64).reshape(len(frame), len(days))
@@ -233,14 +244,14 @@ def _candidates(
 
 def merge(
     client: Client,
-    output_url: str,
+    target: Destination,
     combos: Combos,
     count: int,
     own: Mapping[str, Any],
     top: int,
     current: Mapping[str, str],
 ) -> tuple[list[WrittenPart], list[DataFile], dict[str, Any], Any]:
-    """Combine ``count`` committed shards into ``output_url``'s tables; ``current`` is the
+    """Combine ``count`` committed shards into ``target``'s tables; ``current`` is the
     input files' versions now (:func:`current_inputs`).
 
     Returns the written parts, the input files, the run summary and the top frame.
@@ -251,6 +262,7 @@ def merge(
         When a shard has not committed, ran with other options than the merge, or read other
         input file versions than ``current``.
     """
+    output_url = target.url
     found = [_shard_manifest(output_url, i, count) for i in range(count)]
     _check_inputs(found, current)
     manifests = [m.to_json() for m in found]
@@ -260,9 +272,8 @@ def merge(
     for manifest in manifests:
         for table in COPIED:
             for f in manifest["outputs"].get(table, {}).get("files", []):
-                dst = join(output_url, table, part_name(index[table]))
+                copies.append(delayed(_copy, pure=True)(f["url"], target, table, index[table]))
                 index[table] += 1
-                copies.append(delayed(_copy, pure=True)(f["url"], dst, table, f["rows"]))
     futures = client.compute(copies)
     copied: list[WrittenPart] = client.gather(futures)
     picked = [_candidates(output_url, i, m, top) for i, m in enumerate(manifests)]
@@ -270,7 +281,7 @@ def merge(
     for i, (_, d) in enumerate(picked):
         if not np.array_equal(d, days):
             raise InputError(f"shard {i} has another calendar than shard 0: rerun it")
-    ranked, frame = portfolio.top_task(output_url, combos, days, [c for c, _ in picked], top)
+    ranked, frame = portfolio.top_task(target, combos, days, [c for c, _ in picked], top)
     first = manifests[0]
     inputs = [DataFile(f.url, f.bytes, version=f.version) for f in found[0].inputs["prices"].files]
     summary = dict(first["summary"])

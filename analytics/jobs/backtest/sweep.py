@@ -22,7 +22,7 @@ from analytics.jobs.backtest.grid import combination_count, take
 from analytics.jobs.backtest.stats import METRICS, TRADE_STATS
 from analytics.jobs.backtest.strategies import get
 from analytics.jobs.backtest.strategies._base import Combos
-from analytics.run.folder import WrittenPart, write_part
+from analytics.run.folder import Destination, WrittenPart, write_part
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -180,7 +180,7 @@ def _table(
 
 
 def sweep_task(
-    output_url: str,
+    target: Destination,
     index: int,
     rows: Rows,
     days: IntArray,
@@ -189,4 +189,4 @@ def sweep_task(
 ) -> tuple[WrittenPart, PortfolioPart]:
     """Run one task and write its part of ``results/`` (a Dask task)."""
     table, part = run_sweep(rows, days, combos, sweep)
-    return write_part(output_url, RESULTS, index, table), part
+    return write_part(target, RESULTS, index, table), part

@@ -22,7 +22,7 @@ REPORT_FILE = "report.txt"
 
 def run(ctx: JobContext) -> JobResult:
     client, settings = ctx.client, ctx.settings
-    out = settings.output_url  # a stale report.txt went with the folder's preparation
+    out = settings.destination  # a stale report.txt went with the folder's preparation
     p = plan(client, settings, "execution-report")
     writes = []
     for name in ("orders", "exceptions"):
@@ -39,14 +39,14 @@ def run(ctx: JobContext) -> JobResult:
     written, text = results[-2]
     totals: Summary = results[-1]
     # The text goes last, beside the tables, once every table is written.
-    put(join(out, REPORT_FILE), text.encode())
+    put(join(out.url, REPORT_FILE), text.encode())
     summary = summary_of(p, totals)
     c = totals.counts
     summary.update(
         limit_breaches=c.limit_breaches,
         price_anomalies=c.price_anomalies,
         fills_without_bar=c.fills_without_bar,
-        report=join(out, REPORT_FILE),
+        report=join(out.url, REPORT_FILE),
         skipped_rows=skipped_rows(client, p.sel),
     )
     return JobResult(parts=[*results[: len(writes)], *written], inputs=p.inputs, summary=summary)

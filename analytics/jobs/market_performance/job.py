@@ -35,7 +35,7 @@ from analytics.jobs.contract import JobContext, JobResult
 from analytics.jobs.market_performance import kernel as pk
 from analytics.jobs.market_performance.options import Options
 from analytics.run.display import wait_with_progress
-from analytics.run.folder import WrittenPart, to_arrow, write_part
+from analytics.run.folder import Destination, WrittenPart, to_arrow, write_part
 from analytics.run.resume import Checkpoint, load_arrays
 
 #: Input bytes per bucket: a bucket's series stay well within a worker's memory.
@@ -60,7 +60,7 @@ def _bucket_returns(urls: Sequence[str], *pieces: buckets.Rows) -> pk.Returns:
 
 
 def _finish_bucket(
-    output_url: str,
+    target: Destination,
     index: int,
     rets: pk.Returns,
     bench: pk.Benchmark,
@@ -69,7 +69,7 @@ def _finish_bucket(
     """Compute and write one bucket's part of ``metrics/``; hand back its symbols found."""
     frame = pk.period_metrics(rets, bench.days, bench.returns, symbols)
     table = to_arrow(frame, pk.metrics_schema())
-    return write_part(output_url, TABLE, index, table), sorted(_symbols_found(rets, symbols))
+    return write_part(target, TABLE, index, table), sorted(_symbols_found(rets, symbols))
 
 
 def _symbols_found(rets: pk.Returns, symbols: Sequence[str] | None) -> set[str]:
@@ -140,7 +140,7 @@ def run(ctx: JobContext) -> JobResult:
         )
     finishes = [
         delayed(_finish_bucket, pure=True)(
-            settings.output_url, b, series[b], bench, settings.symbols
+            settings.destination, b, series[b], bench, settings.symbols
         )
         for b in todo
     ]

@@ -304,17 +304,17 @@ def run(ctx: JobContext) -> JobResult:
         client, history, closes, all_returns, args, methods, lam, backtest_days, backtest_min
     )
     parts = [
-        write_part(settings.output_url, VAR_TABLE, 0, pd.DataFrame(var_rows)),
-        write_part(settings.output_url, CONTRIBUTIONS_TABLE, 0, pd.DataFrame(contrib_rows)),
-        write_part(settings.output_url, SCENARIOS_TABLE, 0, pd.concat(pnl_parts)),
+        write_part(settings.destination, VAR_TABLE, 0, pd.DataFrame(var_rows)),
+        write_part(settings.destination, CONTRIBUTIONS_TABLE, 0, pd.DataFrame(contrib_rows)),
+        write_part(settings.destination, SCENARIOS_TABLE, 0, pd.concat(pnl_parts)),
         write_part(
-            settings.output_url,
+            settings.destination,
             COVERAGE_TABLE,
             0,
             pd.DataFrame(cover_rows, columns=["portfolio", "symbol", "coverage", "flagged"]),
         ),
-        write_part(settings.output_url, bt.BACKTEST_TABLE, 0, bt.summarize(exceptions)),
-        write_part(settings.output_url, bt.EXCEPTIONS_TABLE, 0, exceptions),
+        write_part(settings.destination, bt.BACKTEST_TABLE, 0, bt.summarize(exceptions)),
+        write_part(settings.destination, bt.EXCEPTIONS_TABLE, 0, exceptions),
     ]
     inputs = {"positions": pos_files, "prices": price_files + stress_files}
     return JobResult(

@@ -22,7 +22,7 @@ def run(ctx: JobContext) -> JobResult:
     client, settings, options = ctx.client, ctx.settings, ctx.options
     pretrade = Pretrade(options.calendar, options.impact_coefficient)
     p = plan(client, settings, "tca", pretrade)
-    out = settings.output_url
+    out = settings.destination
     orders = parts_of(client, p.units, "orders")
     marks = parts_of(client, p.units, "markouts")
     writes = [

@@ -21,7 +21,7 @@ from analytics.jobs.execution_report import tables as report
 from analytics.jobs.tca import buckets, checks, kernel, markouts, pretrade, tables
 from analytics.jobs.tca.aggregate import group_costs, sort_rows
 from analytics.jobs.tca.inputs import Piece, day_date, day_number, to_frame
-from analytics.run.folder import WrittenPart, write_part
+from analytics.run.folder import Destination, WrittenPart, write_part
 
 Kind = Literal["tca", "execution-report"]
 
@@ -202,10 +202,10 @@ def price_stats(
 
 
 def write_table(
-    output_url: str, table: str, index: int, data: pa.Table, ready: Summary
+    target: Destination, table: str, index: int, data: pa.Table, ready: Summary
 ) -> WrittenPart:
     del ready  # an argument only so that nothing is written before every check has passed
-    return write_part(output_url, table, index, data)
+    return write_part(target, table, index, data)
 
 
 def _concat(parts: Sequence[pa.Table]) -> pd.DataFrame:
@@ -214,7 +214,7 @@ def _concat(parts: Sequence[pa.Table]) -> pd.DataFrame:
 
 
 def aggregate_orders(
-    output_url: str,
+    target: Destination,
     orders: Sequence[pa.Table],
     ready: Summary,
     tz: str,
@@ -234,12 +234,12 @@ def aggregate_orders(
         shown = "bucket" if key.endswith("_bucket") else key
         result = result.rename(columns={key: shown})
         schema = tables.aggregate_schema(shown, ORDER_SUMS)
-        written.append(write_part(output_url, name, 0, tables.to_arrow(result, schema)))
+        written.append(write_part(target, name, 0, tables.to_arrow(result, schema)))
     return written
 
 
 def aggregate_venues(
-    output_url: str,
+    target: Destination,
     venues: Sequence[pd.DataFrame],
     marks: Sequence[pd.DataFrame],
     ready: Summary,
@@ -252,11 +252,11 @@ def aggregate_venues(
     means = markouts.venue_means(marks)
     result = result.merge(means, on="venue", how="left")
     schema = tables.aggregate_schema("venue", VENUE_SUMS, markouts.VENUE_MARKOUT_COLUMNS)
-    return [write_part(output_url, "by_venue", 0, tables.to_arrow(result, schema))]
+    return [write_part(target, "by_venue", 0, tables.to_arrow(result, schema))]
 
 
 def summarize_execution(
-    output_url: str, orders: Sequence[pa.Table], ready: Summary
+    target: Destination, orders: Sequence[pa.Table], ready: Summary
 ) -> tuple[list[WrittenPart], str]:
     """``desk_daily`` and ``broker_daily`` of the execution report, and its text."""
     frame = _concat(orders)
@@ -264,7 +264,7 @@ def summarize_execution(
     for name, key in (("desk_daily", "desk"), ("broker_daily", "broker")):
         summary = report.daily_summary(frame, key)
         table = tables.to_arrow(summary, tables.daily_schema(key))
-        written.append(write_part(output_url, name, 0, table))
+        written.append(write_part(target, name, 0, table))
     dates = sorted({d.date() for d in pd.to_datetime(frame["date"])})
     text = report.text_report(frame, ready.counts, dates)
     return written, text
