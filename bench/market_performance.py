@@ -321,7 +321,7 @@ def ensure_data(data: Path, symbols: int, years: int, scratch: Path) -> None:
         start.isoformat(),
         "--end",
         LAST_DAY.isoformat(),
-        "--symbols",
+        "--n-symbols",
         str(symbols),
         "--intraday-symbols",
         "0",

@@ -48,7 +48,7 @@ def main() -> None:
     data = os.path.join(work, "data")
     try:
         generate = [*finbatch, "generate-data", "--output", data, "--start", "2024-01-02"]
-        generate += ["--end", "2024-12-31", "--symbols", "5", "--intraday-symbols", "0"]
+        generate += ["--end", "2024-12-31", "--n-symbols", "5", "--intraday-symbols", "0"]
         subprocess.run(generate, check=True, capture_output=True)
         job = [*finbatch, "market-performance", "--input", data]
         rows = [

@@ -55,18 +55,37 @@ def connect(spec: ClusterSpec) -> Iterator[Client]:
     where: dict[str, Any] = {"host": "127.0.0.1"} if spec.processes else {"protocol": "inproc"}
     if not spec.processes:
         workers, threads = 1, workers * threads
+    dashboard, busy = free_dashboard(spec.dashboard_address)
     with (
         LocalCluster(
             n_workers=workers,
             threads_per_worker=threads,
             processes=spec.processes,
-            dashboard_address=spec.dashboard_address,
+            dashboard_address=dashboard,
             **where,
             silence_logs=logging.ERROR,
         ) as cluster,
         Client(cluster) as client,
     ):
+        if busy:
+            log.info("the dashboard's port %s is taken: %s", busy, client.dashboard_link)
         yield client
+
+
+def free_dashboard(address: str) -> tuple[str, str | None]:
+    """``address``, or the same host with port 0 (a free one) when its port is taken; and the
+    taken port. Checked before the cluster starts, so distributed does not warn about it."""
+    import socket
+
+    host, _, port = address.rpartition(":")
+    if not port or port == "0":
+        return address, None
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host or "0.0.0.0", int(port)))
+        except OSError:
+            return f"{host}:0", port
+    return address, None
 
 
 def describe(client: Client) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from analytics import jobs
 from analytics.errors import EXIT_FAILURE, EXIT_OK, EXIT_TEMPFAIL, FinbatchError
 from analytics.jobs.contract import JobSpec, RunSettings
 from analytics.options import argtype, iso_date, nonnegative_int, positive_int
+from analytics.version import code_version
 from finbatch.parsing import job_parser, log_level, new_parser
 from finbatch.settings import ClusterSettings, DbSettings
 
@@ -41,12 +42,28 @@ def top_parser() -> argparse.ArgumentParser:
         "Batch market analytics as Dask jobs over partitioned Parquet (a local folder or S3), "
         "on a LocalCluster, an existing cluster or AWS Batch.",
     )
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"finbatch {code_version()}",
+        help="print the version (the package's and the commit's) and exit",
+    )
     sub = parser.add_subparsers(dest="command", metavar="JOB", required=True)
     for spec in jobs.jobs().values():
         sub.add_parser(spec.name, help=spec.help, add_help=False)
     for name, text in TOOLS.items():
         sub.add_parser(name, help=text, add_help=False)
     return parser
+
+
+class _RenamedCount(argparse.Action):
+    """``generate-data --symbols N``, the old spelling: every job's --symbols is a list."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
+        parser.error(
+            "--symbols is a list of symbols in every job; generate-data takes a count: "
+            "--n-symbols N"
+        )
 
 
 def _generate_parser() -> argparse.ArgumentParser:
@@ -57,12 +74,13 @@ def _generate_parser() -> argparse.ArgumentParser:
     gen.add_argument("--start", required=True, type=argtype(iso_date), metavar="YYYY-MM-DD")
     gen.add_argument("--end", required=True, type=argtype(iso_date), metavar="YYYY-MM-DD")
     gen.add_argument(
-        "--symbols",
+        "--n-symbols",
         required=True,
         type=argtype(positive_int),
         metavar="N",
         help="number of symbols (plus SPX)",
     )
+    gen.add_argument("--symbols", action=_RenamedCount, help=argparse.SUPPRESS)
     gen.add_argument(
         "--intraday-symbols",
         type=argtype(nonnegative_int),
@@ -120,7 +138,7 @@ def _run_job(spec: JobSpec, args: argparse.Namespace) -> int:
     from analytics.options import build
     from finbatch import runner
 
-    values = {k: v for k, v in vars(args).items() if k != "log_level"}
+    values = {k: v for k, v in vars(args).items() if k not in ("log_level", "log_format")}
     settings = build(RunSettings, _split(RunSettings, values))
     cluster = build(ClusterSettings, _split(ClusterSettings, values))
     db = build(DbSettings, _split(DbSettings, values))
@@ -143,7 +161,7 @@ def _generate(args: argparse.Namespace) -> int:
         args.output,
         args.start,
         args.end,
-        args.symbols,
+        args.n_symbols,
         intraday_symbols=args.intraday_symbols,
         intraday_days=args.intraday_days,
         seed=args.seed,
@@ -180,10 +198,11 @@ def _demo(args: argparse.Namespace) -> int:
                 "2020-01-02",
                 "--end",
                 "2024-12-31",
-                "--symbols",
+                "--n-symbols",
                 "100",
                 "--log-level",
                 args.log_level,
+                *(["--log-format", args.log_format] if args.log_format else []),
             ]
         )
         if code:
@@ -191,7 +210,16 @@ def _demo(args: argparse.Namespace) -> int:
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     output = os.path.join(args.folder, "runs", f"market-performance-{stamp}")
     code = main(
-        ["market-performance", "--input", data, "--output", output, "--log-level", args.log_level]
+        [
+            "market-performance",
+            "--input",
+            data,
+            "--output",
+            output,
+            "--log-level",
+            args.log_level,
+            *(["--log-format", args.log_format] if args.log_format else []),
+        ]
     )
     if code == EXIT_OK:
         print(
@@ -218,25 +246,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command in registered:
         spec = registered[command]
         args = job_parser(spec).parse_args(argv[1:])
-        _logging(args.log_level)
+        _logging(args.log_level, args.log_format, spec.name)
         return _guarded(lambda: _run_job(spec, args))
     tools = {"generate-data": (_generate_parser, _generate), "report": (_report_parser, _report)}
     tools["demo"] = (_demo_parser, _demo)
     if command in tools:
         make, handler = tools[command]
         args = make().parse_args(argv[1:])
-        _logging(args.log_level)
+        _logging(args.log_level, args.log_format, command)
         return _guarded(lambda: handler(args))
     top_parser().parse_args(argv)  # --help, or a usage error naming the commands (exit 2)
     return EXIT_FAILURE
 
 
-def _logging(level: str) -> None:
+def _logging(level: str, chosen: str | None, job: str) -> None:
     from analytics.secrecy import RedactingFilter
+    from finbatch import logs
 
-    logging.basicConfig(
-        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
+    logs.configure(level, chosen)
+    logs.set_context(job=job)
     for handler in logging.getLogger().handlers:
         if not any(isinstance(f, RedactingFilter) for f in handler.filters):
             handler.addFilter(RedactingFilter())

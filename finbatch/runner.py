@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from analytics.errors import EXIT_FAILURE, EXIT_OK, EXIT_TEMPFAIL, FinbatchError, InputError
 from analytics.jobs.contract import JobSpec, RunSettings
 from analytics.secrecy import redact
+from finbatch import logs
 from finbatch.settings import ClusterSettings, DbSettings
 
 if TYPE_CHECKING:
@@ -193,6 +194,7 @@ def run(
         return Outcome(worker_exit=code)
     if not settings.run_id:
         settings = dataclasses.replace(settings, run_id=default_run_id(env))
+    logs.set_context(job=spec.name, run_id=settings.run_id)
     if ctx.attempt > 1:  # a Batch retry (same job id, so same run id) resumes
         settings = dataclasses.replace(settings, resume=True)
     count = getattr(options, "catch_up", None)
@@ -229,11 +231,13 @@ def run(
 def _client(ctx: Any, copts: ClusterOptions) -> Iterator[Client]:
     """The cluster's client, with SIGTERM turned into :class:`Terminated` meanwhile."""
     from cluster.runner import open_client
+    from finbatch.worker_logs import QuietExpectedErrors
 
     in_main = _main_thread()
     previous = signal.signal(signal.SIGTERM, _on_sigterm) if in_main else None
     try:
         with open_client(ctx, copts, os.environ) as client:
+            client.register_plugin(QuietExpectedErrors())  # no worker traceback for bad input
             yield client
     finally:
         if in_main and previous is not None:
@@ -268,6 +272,7 @@ def _execute_on(
     from analytics.run.execute import execute
     from cluster.local import describe
 
+    logs.set_context(run_id=settings.run_id)  # a catch-up's periods have their own
     t0 = time.perf_counter()
     info = describe(client)
     say(

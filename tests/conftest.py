@@ -97,7 +97,7 @@ def market(tmp_path_factory: pytest.TempPathFactory) -> Path:
             MARKET_START.isoformat(),
             "--end",
             MARKET_END.isoformat(),
-            "--symbols",
+            "--n-symbols",
             str(MARKET_SYMBOLS),
             "--intraday-symbols",
             "2",

@@ -61,7 +61,7 @@ def test_help_at_every_level(argv: list[str]) -> None:
                 "2024-01-02",
                 "--end",
                 "2024-01-05",
-                "--symbols",
+                "--n-symbols",
                 "x",
             ],
             "is not an integer",

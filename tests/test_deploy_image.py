@@ -72,7 +72,7 @@ def tiny_market(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "2024-01-02",
             "--end",
             "2024-03-28",
-            "--symbols",
+            "--n-symbols",
             "4",
             "--intraday-symbols",
             "0",

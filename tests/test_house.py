@@ -131,6 +131,7 @@ def test_the_python_api_returns_market_performance_tables(
     metrics = run.table("metrics")
     # The same rows as the committed Parquet files read directly.
     direct = pd.read_parquet(out / "metrics")
+    assert set(direct.pop("run_id")) == {"api"}  # the table's own columns, without run_id
     assert metrics.shape == direct.shape and metrics.shape[0] > 0
     assert set(metrics["period"]) >= {"ALL"}
     assert run.manifest.run_id == "api"

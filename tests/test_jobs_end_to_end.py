@@ -26,12 +26,13 @@ def _metrics(output: str) -> pd.DataFrame:
         if not output.startswith("s3://")
         else _read_s3(output, "metrics")
     )
-    return frame.sort_values(["symbol", "period"]).reset_index(drop=True)
+    return frame.drop(columns="run_id").sort_values(["symbol", "period"]).reset_index(drop=True)
 
 
 def _read_s3(output: str, table: str) -> pd.DataFrame:
     fs = s3fs.S3FileSystem()
-    return pq.read_table(f"{output.removeprefix('s3://')}/{table}", filesystem=fs).to_pandas()
+    frame = pq.read_table(f"{output.removeprefix('s3://')}/{table}", filesystem=fs).to_pandas()
+    return frame.drop(columns="run_id")
 
 
 def _reshard_monthly(src: Path, dst: Path) -> None:
@@ -70,7 +71,9 @@ def one_worker_run(market: Path, tmp_path_factory: pytest.TempPathFactory) -> st
 
 def test_market_performance_output_contract(one_worker_run: str, market: Path) -> None:
     metrics = _metrics(one_worker_run)
-    assert list(pd.read_parquet(f"{one_worker_run}/metrics").columns) == list(OUTPUT_COLUMNS)
+    written = pd.read_parquet(f"{one_worker_run}/metrics")
+    assert list(written.columns) == ["run_id", *OUTPUT_COLUMNS]
+    assert set(written["run_id"]) == {"one"}
     prices = pd.read_parquet(market / "prices")
     symbols = sorted(prices["symbol"].astype(str).unique())
     assert sorted(metrics["symbol"].unique()) == symbols  # SPX included: it was selected
@@ -232,6 +235,7 @@ def test_risk_matches_an_independent_computation(
     assert result.code == 0, result.stderr
     var = pd.read_parquet(f"{out}/var")
     assert list(var.columns) == [
+        "run_id",
         "portfolio",
         "as_of",
         "method",
@@ -358,7 +362,7 @@ def test_s3_end_to_end_equals_local(
             "2023-10-02",
             "--end",
             MARKET_END.isoformat(),
-            "--symbols",
+            "--n-symbols",
             "24",
             "--intraday-symbols",
             "2",
@@ -412,7 +416,10 @@ def test_s3_end_to_end_equals_local(
         )
         assert r.code == 0, r.stderr
     pd.testing.assert_frame_equal(
-        _read_s3(risk_s3, "var"), pd.read_parquet(f"{risk_local}/var"), rtol=1e-12, atol=0
+        _read_s3(risk_s3, "var"),
+        pd.read_parquet(f"{risk_local}/var").drop(columns="run_id"),
+        rtol=1e-12,
+        atol=0,
     )
 
 

@@ -48,7 +48,7 @@ def big_market(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "2018-01-02",
             "--end",
             "2023-12-29",
-            "--symbols",
+            "--n-symbols",
             "600",
             "--intraday-symbols",
             "0",

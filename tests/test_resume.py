@@ -50,7 +50,7 @@ def generate_sweep_market(root: Path) -> Path:
             "2020-01-02",
             "--end",
             "2023-12-29",
-            "--symbols",
+            "--n-symbols",
             "200",
             "--intraday-symbols",
             "0",

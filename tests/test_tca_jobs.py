@@ -29,11 +29,12 @@ REPORT_TABLES = ("orders", "fill_exceptions", "desk_daily", "broker_daily")
 
 
 def read_table(output: str, table: str) -> pd.DataFrame:
+    """A run's table with its own columns (without run_id, which differs between runs)."""
     if output.startswith("s3://"):
         fs = s3fs.S3FileSystem()
         frame = pq.read_table(f"{output.removeprefix('s3://')}/{table}", filesystem=fs)
-        return frame.to_pandas()
-    return pd.read_parquet(f"{output}/{table}")
+        return frame.to_pandas().drop(columns="run_id")
+    return pd.read_parquet(f"{output}/{table}").drop(columns="run_id")
 
 
 def sorted_table(output: str, table: str) -> pd.DataFrame:

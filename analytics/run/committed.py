@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from analytics.data.storage import join, open_fs
 from analytics.errors import OutputError
-from analytics.run.folder import RunFolder
+from analytics.run.folder import RUN_ID, RunFolder
 from analytics.run.manifest import Manifest
 
 if TYPE_CHECKING:
@@ -90,7 +90,8 @@ class CommittedRun:
         return found
 
     def table(self, table: str, columns: Sequence[str] | None = None) -> pa.Table:
-        """The committed table (all its files), or :class:`OutputError` if it cannot be read."""
+        """The committed table (all its files) with its own columns (not ``run_id``: every row
+        is this run's), or :class:`OutputError` if it cannot be read."""
         import pyarrow as pa
         import pyarrow.parquet as pq
 
@@ -99,7 +100,10 @@ class CommittedRun:
             fs, path = open_fs(url)
             try:
                 with fs.open(path, "rb") as handle:
-                    parts.append(pq.read_table(handle, columns=list(columns) if columns else None))
+                    read = pq.read_table(handle, columns=list(columns) if columns else None)
+                    if columns is None and RUN_ID in read.column_names:
+                        read = read.drop_columns([RUN_ID])
+                    parts.append(read)
             except (OSError, pa.ArrowException) as err:
                 raise OutputError(f"cannot read the committed table file {url}: {err}") from err
         if not parts:

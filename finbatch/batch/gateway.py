@@ -11,12 +11,18 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, ProfileNotFound
 
-from analytics.errors import FinbatchError
+from analytics.errors import FinbatchError, InputError
 
 #: botocore's standard mode: exponential backoff with jitter on throttling and 5xx errors.
 RETRIES = Config(retries={"mode": "standard", "max_attempts": 8})
+
+
+NO_REGION = (
+    "no AWS region: pass --region REGION, or set AWS_REGION (it is missing or empty), "
+    "or a region in the profile's ~/.aws/config"
+)
 
 
 class BatchError(FinbatchError):
@@ -39,7 +45,12 @@ class BatchGateway:
         profile: str | None = None,
     ) -> None:
         # The region, profile and credentials come from the standard AWS environment, as for S3.
-        self.session = boto3.session.Session(profile_name=profile, region_name=region)
+        try:
+            self.session = boto3.session.Session(profile_name=profile, region_name=region or None)
+        except ProfileNotFound as err:
+            raise InputError(f"{err}: check --profile or AWS_PROFILE") from None
+        if client is None and not self.session.region_name:
+            raise InputError(NO_REGION)
         self.client = client or self.session.client("batch", config=RETRIES)
         self._clients: dict[str, Any] = {}
 

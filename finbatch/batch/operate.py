@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from analytics.errors import EXIT_FAILURE, EXIT_OK, InputError
 from finbatch.batch import checks, sizing
 from finbatch.batch import submit as build
+from finbatch.parsing import Parser
 
 if TYPE_CHECKING:
     from finbatch.batch.gateway import BatchGateway
@@ -37,7 +38,7 @@ def _gateway(args: argparse.Namespace) -> BatchGateway:
     return BatchGateway(region=args.region, profile=args.profile)
 
 
-def _aws_options(p: argparse.ArgumentParser) -> None:
+def _aws_options(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     p.add_argument("--region", help="AWS region (default: the standard AWS configuration)")
     p.add_argument("--profile", help="AWS profile (default: the standard AWS configuration)")
 
@@ -56,42 +57,104 @@ def _nodes(text: str) -> int | str:
     return int(text)
 
 
-def submit_options() -> argparse.ArgumentParser:
-    """``batch submit``'s own options (the rest of the command line is the job's)."""
-    p = argparse.ArgumentParser(
-        prog="finbatch batch submit JOB", add_help=False, allow_abbrev=False
+def submit_options() -> Parser:
+    """``batch submit``'s own options (the rest of the command line is the job's). The
+    ``submit`` subcommand's parser has them too (``--help`` lists them)."""
+    p = Parser(prog="finbatch batch submit JOB", add_help=False)
+    own = p.add_argument_group("submit's own options (every other option goes to the job)")
+    add = own.add_argument
+    add("--queue", metavar="Q", help="the job queue (required)")
+    add(
+        "--nodes",
+        type=_nodes,
+        metavar="N|auto",
+        help="default: one node; N >= 2 or auto: the multi-node definition resized",
     )
-    p.add_argument("--queue", required=True)
-    p.add_argument("--nodes", type=_nodes)
-    p.add_argument("--max-nodes", type=int, default=DEFAULT_MAX_NODES)
-    p.add_argument("--spot-shards", type=int)
-    p.add_argument("--wait", action="store_true")
-    p.add_argument("--follow", action="store_true")
-    p.add_argument("--node", type=int, default=0)
-    p.add_argument("--dry-run", action="store_true")
-    p.add_argument("--idempotency-key")
-    p.add_argument("--definition", default="finbatch")
-    p.add_argument("--node-price", type=float)
-    p.add_argument("--vcpus", type=int, default=16)
-    p.add_argument("--memory", type=int, default=28_000)
-    p.add_argument("--bytes-per-node", type=int, default=sizing.SizingRule.bytes_per_node)
-    p.add_argument("--backtests-per-node", type=int, default=sizing.SizingRule.backtests_per_node)
-    p.add_argument("--poll", type=float, default=15.0)
-    p.add_argument("--stamp", default=None, help=argparse.SUPPRESS)
-    _aws_options(p)
+    add(
+        "--max-nodes",
+        type=int,
+        default=DEFAULT_MAX_NODES,
+        metavar="M",
+        help="auto's cap (default: %(default)s)",
+    )
+    add(
+        "--spot-shards",
+        type=int,
+        metavar="K",
+        help="a backtest: K Spot shards (an array job) and a merge job after them",
+    )
+    add("--wait", action="store_true", help="poll to the end; exit with the job's outcome")
+    add("--follow", action="store_true", help="stream the main node's log (and wait)")
+    add("--node", type=int, default=0, metavar="I", help="--follow node I's log instead")
+    add("--dry-run", action="store_true", help="print the requests, send nothing")
+    add(
+        "--idempotency-key",
+        metavar="K",
+        help="the same job, parameters and key run once (a resubmission finds the job)",
+    )
+    add(
+        "--definition",
+        default="finbatch",
+        metavar="NAME",
+        help="the job definition (default: %(default)s)",
+    )
+    add("--node-price", type=float, metavar="USD", help="per node-hour, for the cost estimate")
+    add(
+        "--vcpus",
+        type=int,
+        default=16,
+        metavar="V",
+        help="the definition's vCPUs (checks) (default: %(default)s)",
+    )
+    add(
+        "--memory",
+        type=int,
+        default=28_000,
+        metavar="MiB",
+        help="the definition's memory (default: %(default)s)",
+    )
+    add(
+        "--bytes-per-node",
+        type=int,
+        default=sizing.SizingRule.bytes_per_node,
+        metavar="B",
+        help="--nodes auto: input bytes per node (default: %(default)s)",
+    )
+    add(
+        "--backtests-per-node",
+        type=int,
+        default=sizing.SizingRule.backtests_per_node,
+        metavar="N",
+        help="--nodes auto: backtest simulations per node (default: %(default)s)",
+    )
+    add(
+        "--poll",
+        type=float,
+        default=15.0,
+        metavar="SECONDS",
+        help="--wait's poll interval (default: %(default)s)",
+    )
+    add("--stamp", default=None, help=argparse.SUPPRESS)
+    _aws_options(own)
     return p
 
 
-SUBMIT_HELP = """\
-Submit JOB with its options to AWS Batch; the options below are submit's own, every other one
-goes to the job. --queue Q (required); --nodes N|auto (default: one node; N >= 2 or auto: the
-multi-node definition resized); --max-nodes M (auto's cap, default 16); --spot-shards K (a
-backtest: K Spot shards and a merge job); --wait (poll to the end; exit with the job's outcome);
---follow (stream the main node's log; --node i a child's); --dry-run (print the requests, send
-nothing); --idempotency-key K (the same job, parameters and key run once); --definition NAME
-(default finbatch); --node-price USD (per node-hour, for the cost estimate); --vcpus V and
---memory MiB (the definition's, for the checks; default 16 and 28000); --bytes-per-node B,
---backtests-per-node N (the sizing rule); --poll SECONDS; --region, --profile."""
+SUBMIT_HELP = (
+    "Submit JOB with its options to AWS Batch. The options below are submit's own, before or "
+    "after JOB; every other option goes to the job, which checks them before anything is sent."
+)
+
+
+def _refuse_unknown(parser: Any, job: str, argv: Sequence[str]) -> None:
+    """An option neither submit nor the job knows, with the closest of either's."""
+    from analytics import jobs
+    from finbatch.parsing import job_parser, suggestion
+
+    known = [*job_parser(jobs.get(job)).options(), *parser.options()]
+    for word in argv:
+        flag = word.split("=", 1)[0]
+        if flag.startswith("--") and flag not in known:
+            parser.error(f"unknown option {word}{suggestion(flag, known)}")
 
 
 def _check_job(job: str, argv: Sequence[str]) -> None:
@@ -196,7 +259,12 @@ def _send(gw: BatchGateway, request: dict[str, Any], key: str | None) -> str:
 
 
 def _submit(args: argparse.Namespace, run_job: Any) -> int:
-    opts, argv = submit_options().parse_known_args(args.job_args)
+    # submit's options before JOB are parsed already; those after it are among the job's.
+    parser = submit_options()
+    opts, argv = parser.parse_known_args(args.job_args, namespace=argparse.Namespace(**vars(args)))
+    _refuse_unknown(parser, args.submit_job, argv)
+    if opts.queue is None:
+        parser.error("the following arguments are required: --queue")
     _check_job(args.submit_job, argv)
     shape, requests = build_requests(args.submit_job, argv, opts)
     nodes = requests[0].get("nodeOverrides", {}).get("numNodes", 1)
@@ -344,9 +412,16 @@ def _list(args: argparse.Namespace, run_job: Any) -> int:
 
 def add_operate_parsers(commands: Any) -> None:
     """Add submit, status, logs, cancel and list to the ``batch`` subcommands."""
-    p = commands.add_parser("submit", help="submit a job to AWS Batch", description=SUBMIT_HELP)
-    p.add_argument("submit_job", metavar="JOB")
-    p.add_argument("job_args", nargs=argparse.REMAINDER, metavar="OPTIONS")
+    p = commands.add_parser(
+        "submit",
+        help="submit a job to AWS Batch",
+        description=SUBMIT_HELP,
+        parents=[submit_options()],
+    )
+    p.add_argument("submit_job", metavar="JOB", help="the job (finbatch --help lists them)")
+    p.add_argument(
+        "job_args", nargs=argparse.REMAINDER, metavar="OPTIONS", help="the job's options"
+    )
     p.set_defaults(batch_handler=_submit)
     for name, handler, helptext in (
         ("status", _status, "a job's status"),
@@ -354,11 +429,17 @@ def add_operate_parsers(commands: Any) -> None:
         ("cancel", _cancel, "cancel (or stop) a job"),
     ):
         q = commands.add_parser(name, help=helptext, description=helptext)
-        q.add_argument("job_id", metavar="ID")
+        q.add_argument("job_id", metavar="ID", help="the AWS Batch job id")
         if name == "logs":
-            q.add_argument("--node", type=int, default=0, metavar="I")
+            q.add_argument(
+                "--node", type=int, default=0, metavar="I", help="a multi-node job's node I"
+            )
         if name == "cancel":
-            q.add_argument("--reason", default="cancelled with finbatch batch cancel")
+            q.add_argument(
+                "--reason",
+                default="cancelled with finbatch batch cancel",
+                help="recorded with the job (default: %(default)s)",
+            )
         _aws_options(q)
         q.set_defaults(batch_handler=handler)
     q = commands.add_parser("list", help="list jobs", description="List jobs by queue and status.")
