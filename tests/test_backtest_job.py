@@ -78,13 +78,14 @@ def one_worker(market: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[
 def test_output_contract(one_worker: tuple[Path, str], market: Path) -> None:
     out, stdout = one_worker
     results = pd.read_parquet(out / "results")
-    assert list(results.columns) == RESULT_COLUMNS
+    assert list(results.columns) == ["run_id", *RESULT_COLUMNS]
+    assert set(results.pop("run_id")) == {"t"}
     symbols = sorted(_prices(market)["symbol"].unique())
     combos = {(2, 6), (2, 10), (2, 20), (5, 6), (5, 10), (5, 20), (8, 10), (8, 20)}
     assert set(zip(results["fast"], results["slow"], strict=True)) == combos
     assert len(results) == len(combos) * len(symbols)
     assert set(results["symbol"]) == set(symbols)
-    summary = pd.read_parquet(out / "summary")
+    summary = pd.read_parquet(out / "summary").drop(columns="run_id")
     assert list(summary.columns) == [c for c in RESULT_COLUMNS if c != "symbol"]
     assert len(summary) == len(combos)
     top = _table(out, "top", ["rank"])

@@ -22,11 +22,11 @@ AS_OF = "2024-03-27"
 
 def _metrics(output: str) -> pd.DataFrame:
     frame = (
-        pd.read_parquet(f"{output}/metrics")
+        pd.read_parquet(f"{output}/metrics").drop(columns="run_id")
         if not output.startswith("s3://")
         else _read_s3(output, "metrics")
     )
-    return frame.drop(columns="run_id").sort_values(["symbol", "period"]).reset_index(drop=True)
+    return frame.sort_values(["symbol", "period"]).reset_index(drop=True)
 
 
 def _read_s3(output: str, table: str) -> pd.DataFrame:

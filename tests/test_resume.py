@@ -76,7 +76,10 @@ def backtest_args(
 def tables(out: Path) -> dict[str, pd.DataFrame]:
     """Every table of a backtest run, in a canonical row order."""
     return {
-        name: pd.read_parquet(out / name).sort_values(keys).reset_index(drop=True)
+        name: pd.read_parquet(out / name)
+        .drop(columns="run_id")  # the runs compared have their own ids
+        .sort_values(keys)
+        .reset_index(drop=True)
         for name, keys in SORT_KEYS.items()
     }
 

@@ -20,7 +20,7 @@ from analytics.jobs.backtest.grid import combination_count
 from analytics.jobs.backtest.stats import METRICS, PPY, TRADE_STATS
 from analytics.jobs.backtest.strategies._base import Combos
 from analytics.jobs.backtest.sweep import PortfolioPart
-from analytics.run.folder import Destination, WrittenPart, to_arrow, write_part
+from analytics.run.folder import RUN_ID, Destination, WrittenPart, to_arrow, write_part
 from analytics.stats import metrics
 
 FloatArray = npt.NDArray[np.float64]
@@ -149,7 +149,7 @@ def chunk_count(combos: Combos, per_chunk: int) -> int:
 
 
 #: Columns of summary/ and top/ that are not the strategy's parameters.
-_NOT_PARAMETERS = frozenset({"rank", "strategy", *METRICS, *TRADE_STATS})
+_NOT_PARAMETERS = frozenset({RUN_ID, "rank", "strategy", *METRICS, *TRADE_STATS})
 
 
 def parameters_json(batch: pa.RecordBatch) -> pa.Array:
