@@ -60,7 +60,7 @@ def _generate(data: Path, symbols: int) -> None:
     code = entrypoint.main(
         [
             *("generate-data", "--output", str(data), "--start", START, "--end", END),
-            *("--symbols", str(symbols), "--intraday-symbols", "1", "--intraday-days", "1"),
+            *("--n-symbols", str(symbols), "--intraday-symbols", "1", "--intraday-days", "1"),
         ]
     )
     if code != 0:

@@ -23,7 +23,7 @@ def s3_market(s3_endpoint: str) -> str:
     boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket=bucket)
     url = f"s3://{bucket}/market"
     dates = ["--start", "2021-01-04", "--end", "2024-06-28"]
-    sizes = ["--symbols", str(SYMBOLS), "--intraday-symbols", "0", "--seed", "3"]
+    sizes = ["--n-symbols", str(SYMBOLS), "--intraday-symbols", "0", "--seed", "3"]
     code = entrypoint.main(["generate-data", "--output", url, *dates, *sizes])
     assert code == 0
     return url

@@ -434,7 +434,7 @@ def test_risk_stressed_var_on_the_default_window(
         [
             "generate-data",
             *("--output", str(data), "--start", "2008-06-02", "--end", "2009-06-30"),
-            *("--symbols", "12", "--intraday-symbols", "1", "--intraday-days", "1"),
+            *("--n-symbols", "12", "--intraday-symbols", "1", "--intraday-days", "1"),
         ]
     )
     assert gen.code == 0, gen.stderr

@@ -96,7 +96,7 @@ def long_market(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Six symbols (and SPX) over two years: monthly heatmaps of more than one year, and more
     days than a rolling 6-month window (the shared ``market`` has about 125)."""
     root = tmp_path_factory.mktemp("long-market")
-    args = ["--start", "2022-01-03", "--end", "2023-12-29", "--symbols", "6", "--seed", "3"]
+    args = ["--start", "2022-01-03", "--end", "2023-12-29", "--n-symbols", "6", "--seed", "3"]
     result = run_cli(["generate-data", "--output", str(root), *args, "--intraday-symbols", "0"])
     assert result.code == 0, result.stderr
     return root
