@@ -104,9 +104,13 @@ def assert_same_tables(out: Path, reference: Path, *, exact: bool = True) -> Non
 
 def comparable(manifest: dict[str, Any], root: Path) -> dict[str, Any]:
     """A manifest without what differs between two runs of the same work (times, cluster,
-    the output folder's own path)."""
+    the output folder's own path, the output files' bytes: every row carries its run id)."""
     skip = {"started_at", "finished_at", "duration_s", "cluster", "manifest_url", "run_id"}
     kept = {k: v for k, v in manifest.items() if k not in skip}
+    kept["outputs"] = {
+        table: {**fileset, "files": [{**f, "bytes": None} for f in fileset["files"]]}
+        for table, fileset in manifest["outputs"].items()
+    }
     kept["parameters"] = {k: v for k, v in manifest["parameters"].items() if k not in RUN_OPTIONS}
     text = json.dumps(kept, sort_keys=True)
     return dict(json.loads(text.replace(str(root), "<out>")))
