@@ -75,7 +75,8 @@ def _container(market: Path, out: Path, scheduler: str, extra: str, index: int |
 
 
 def _table(out: Path, name: str) -> pd.DataFrame:
-    frame = pd.read_parquet(out / name)
+    """A table's own columns (its run_id is the run's: the merge's, or the single run's)."""
+    frame = pd.read_parquet(out / name).drop(columns="run_id")
     return frame.sort_values(KEYS[name], kind="stable").reset_index(drop=True)
 
 

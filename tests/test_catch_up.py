@@ -55,7 +55,7 @@ def _tca(market: Path, out: Path, scheduler: str, *extra: str) -> list[str]:
 
 
 def _orders(folder: Path) -> pd.DataFrame:
-    frame = pd.read_parquet(folder / "orders")
+    frame = pd.read_parquet(folder / "orders").drop(columns="run_id")  # each run has its own
     return frame.sort_values("order_id").reset_index(drop=True)
 
 
@@ -131,8 +131,10 @@ def test_backtest_catch_up_of_months(market: Path, scheduler: str, tmp_path: Pat
     direct = tmp_path / "direct"
     alone = [*argv[:4], str(direct), *argv[5:-2], "--as-of-month", "2024-02"]
     assert run_cli(alone).code == 0
+    caught_up = pd.read_parquet(root / "2024-02" / "summary")
+    assert set(caught_up.pop("run_id")) == {"m-2024-02"}
     pd.testing.assert_frame_equal(
-        pd.read_parquet(root / "2024-02" / "summary"), pd.read_parquet(direct / "summary")
+        caught_up, pd.read_parquet(direct / "summary").drop(columns="run_id")
     )
     again = run_cli([*argv, "--catch-up", "2"])
     assert again.code == 0 and "nothing to do: the last 2 month(s)" in again.stdout
