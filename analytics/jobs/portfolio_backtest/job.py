@@ -178,7 +178,7 @@ def run(ctx: JobContext) -> JobResult:
         )
         written = client.submit(
             tables.results_task,
-            settings.output_url,
+            settings.destination,
             p,
             options.strategy,
             part,
@@ -190,7 +190,7 @@ def run(ctx: JobContext) -> JobResult:
         writes.append(client.submit(operator.getitem, written, 0, pure=False))
         candidates.append(client.submit(operator.getitem, written, 1, pure=False))
     final = client.submit(
-        tables.top_task, settings.output_url, combos, dates, candidates, options.top, pure=False
+        tables.top_task, settings.destination, combos, dates, candidates, options.top, pure=False
     )
     _wait([*writes, final], NAME)
     results: list[WrittenPart] = client.gather(writes)

@@ -20,7 +20,7 @@ from analytics.jobs.backtest.portfolio import ranking
 from analytics.jobs.backtest.strategies._base import Combos
 from analytics.jobs.portfolio_backtest.scores import DEFAULTS
 from analytics.jobs.portfolio_backtest.simulate import Holdings, Run
-from analytics.run.folder import WrittenPart, to_arrow, write_part
+from analytics.run.folder import Destination, WrittenPart, to_arrow, write_part
 from analytics.stats import metrics
 
 FloatArray = npt.NDArray[np.float64]
@@ -119,7 +119,7 @@ class Candidates:
 
 
 def results_task(
-    output_url: str,
+    target: Destination,
     index: int,
     strategy: str,
     combos: Combos,
@@ -132,7 +132,7 @@ def results_task(
     ``first`` is the chunk's first combination in the grid (ties are broken in grid order).
     """
     frame = results_frame(strategy, combos, runs)
-    written = write_part(output_url, RESULTS, index, to_arrow(frame, results_schema(combos)))
+    written = write_part(target, RESULTS, index, to_arrow(frame, results_schema(combos)))
     best = ranking(frame["sharpe"], np.arange(len(frame)))[:top]
     equity = runs.equity[best]
     chosen = frame.iloc[best].assign(_order=first + best).reset_index(drop=True)
@@ -140,7 +140,7 @@ def results_task(
 
 
 def top_task(
-    output_url: str,
+    target: Destination,
     combos: Combos,
     dates: npt.NDArray[np.datetime64],
     candidates: Sequence[Candidates],
@@ -154,7 +154,7 @@ def top_task(
     chosen = frame.iloc[best].drop(columns="_order").reset_index(drop=True)
     chosen.insert(0, "rank", np.arange(1, len(chosen) + 1, dtype=np.int64))
     schema = results_schema(combos, ranked=True)
-    parts = [write_part(output_url, TOP, 0, to_arrow(chosen, schema))]
+    parts = [write_part(target, TOP, 0, to_arrow(chosen, schema))]
     params = [f for f in schema if f.name in combos]
     head = [pa.field("strategy", pa.string()), pa.field("rank", pa.int64()), *params]
     eq_rows: dict[str, list[object]] = {f.name: [] for f in head}
@@ -179,7 +179,7 @@ def top_task(
         for name in ("shares", "value", "weight"):
             hold_rows[name].extend(getattr(h, name).tolist())
     eq_schema = pa.schema([*head, pa.field("date", pa.date32()), pa.field("equity", pa.float64())])
-    parts.append(write_part(output_url, EQUITY, 0, pa.table(eq_rows, schema=eq_schema)))
+    parts.append(write_part(target, EQUITY, 0, pa.table(eq_rows, schema=eq_schema)))
     hold_schema = pa.schema(
         [
             *head,
@@ -188,7 +188,7 @@ def top_task(
             *(pa.field(n, pa.float64()) for n in ("shares", "value", "weight")),
         ]
     )
-    parts.append(write_part(output_url, HOLDINGS, 0, pa.table(hold_rows, schema=hold_schema)))
+    parts.append(write_part(target, HOLDINGS, 0, pa.table(hold_rows, schema=hold_schema)))
     return parts, chosen
 
 
