@@ -60,10 +60,12 @@ def _args(market: Path, out: Path, *extra: str) -> list[str]:
 
 
 def _tables(out: Path) -> dict[str, pd.DataFrame]:
+    """Every table with its own columns (run_id first, one value: each run has its own)."""
     found = {}
     for name, keys in TABLES.items():
         frame = pd.read_parquet(out / name)
-        found[name] = frame.sort_values(keys).reset_index(drop=True)
+        assert frame.columns[0] == "run_id" and frame["run_id"].nunique() == 1, name
+        found[name] = frame.drop(columns="run_id").sort_values(keys).reset_index(drop=True)
     return found
 
 
