@@ -35,6 +35,8 @@ def check_address(where: str, value: str, schemes: Sequence[str]) -> None:
             f"{where} {value[:80]!r} is not an address like {schemes[0]}://HOST:PORT "
             f"(schemes: {', '.join(schemes)})"
         )
+
+
 #: ``--log-format``: text for people, JSON lines for CloudWatch Logs Insights.
 LOG_FORMATS = ("text", "json")
 
