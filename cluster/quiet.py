@@ -16,12 +16,20 @@ from distributed.diagnostics.plugin import WorkerPlugin
 
 #: The exceptions' names (as the worker's record writes them) that are expected failures.
 EXPECTED = ("InputError(", "OutputError(")
+#: distributed's worker log when a heartbeat cannot reach the scheduler.
+HEARTBEAT_LOST = "Failed to communicate with scheduler during heartbeat"
 
 
 class ExpectedErrors(logging.Filter):
     """Demote a worker's ``Compute Failed`` record of an expected error to DEBUG."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if str(record.msg).startswith(HEARTBEAT_LOST):
+            # The scheduler goes first when a cluster closes (after a run or its failure): a
+            # worker's heartbeat in flight then fails. A scheduler lost during a run shows as
+            # the run's own error.
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
         if record.levelno < logging.ERROR or not str(record.msg).startswith("Compute Failed"):
             return True
         if not any(name in str(record.args) for name in EXPECTED):

@@ -231,13 +231,11 @@ def run(
 def _client(ctx: Any, copts: ClusterOptions) -> Iterator[Client]:
     """The cluster's client, with SIGTERM turned into :class:`Terminated` meanwhile."""
     from cluster.runner import open_client
-    from finbatch.worker_logs import QuietExpectedErrors
 
     in_main = _main_thread()
     previous = signal.signal(signal.SIGTERM, _on_sigterm) if in_main else None
     try:
         with open_client(ctx, copts, os.environ) as client:
-            client.register_plugin(QuietExpectedErrors())  # no worker traceback for bad input
             yield client
     finally:
         if in_main and previous is not None:

@@ -468,7 +468,7 @@ def _run(root: Path, out: Path, scheduler: str, kind: Kind, *extra: str) -> Any:
 def _tables(out: Path) -> dict[str, pd.DataFrame]:
     tables = {}
     for folder in sorted(p for p in out.iterdir() if p.is_dir() and not p.name.startswith("_")):
-        frame = pd.read_parquet(folder)
+        frame = pd.read_parquet(folder).drop(columns="run_id")  # each run has its own
         tables[folder.name] = frame.sort_values(list(frame.columns)).reset_index(drop=True)
     return tables
 
