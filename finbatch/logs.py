@@ -81,7 +81,16 @@ def configure(level: str, chosen: str | None, stream: TextIO | None = None) -> s
     handler.setFormatter(JsonLines() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
     root.addHandler(handler)
     root.setLevel(level)
+    if level != "DEBUG":
+        handler.addFilter(_quiet_dask)
     return fmt
+
+
+def _quiet_dask(record: logging.LogRecord) -> bool:
+    """Dask's own INFO lines (each comm closed, each worker started) are noise beside the
+    job's: they show with ``--log-level DEBUG`` only (distributed sets its loggers' levels
+    itself when it is imported, so this is a filter on finbatch's handler)."""
+    return record.levelno >= logging.WARNING or not record.name.startswith(("distributed", "dask"))
 
 
 class _Handler(logging.StreamHandler):  # type: ignore[type-arg]
