@@ -27,6 +27,10 @@ def _prepare(settings: RunSettings, options: Options) -> tuple[RunSettings, Opti
     from analytics.jobs.backtest.strategies import registry
 
     combos = build_combinations(registry()[options.strategy], list(options.grid))
+    if options.anchored and options.walk_forward is None:
+        from analytics.errors import InputError
+
+        raise InputError("--anchored needs --walk-forward TRAIN:TEST")
     settings, options = shards.prepare(settings, options, combination_count(combos))
     if options.as_of_month is not None:
         if settings.end is not None:
@@ -85,6 +89,10 @@ JOB = JobSpec(
         Table("summary", key=("strategy", "parameters"), derived={"parameters": _parameters_json}),
         Table("top", key=("rank",), derived={"parameters": _parameters_json}),
         Table("equity"),
+        Table("returns"),
+        Table("validation", key=("n_trials",)),
+        Table("walk_forward", key=("fold",), derived={"parameters": _parameters_json}),
+        Table("oos_equity", key=("date",)),
     ),
     run=lazy("analytics.jobs.backtest.job", "run"),
     prepare=_prepare,

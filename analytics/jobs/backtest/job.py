@@ -27,6 +27,7 @@ import pandas as pd
 from dask.delayed import Delayed, delayed
 from distributed import Client, Future, wait
 
+from analytics.constants import DEFAULT_BENCHMARK
 from analytics.data import buckets
 from analytics.data.datasets import (
     DataFile,
@@ -51,6 +52,8 @@ from analytics.run.display import wait_with_progress
 from analytics.run.execute import parameters
 from analytics.run.folder import WrittenPart
 from analytics.run.resume import Checkpoint
+from analytics.stats import sweep as sweep_validation
+from analytics.stats.walk_forward import parse_walk_forward
 
 NAME = "backtest"
 #: Input bytes per bucket of symbols (a bucket's series and its blocks stay small).
@@ -108,6 +111,30 @@ def combinations_per_chunk(
     if buckets * math.ceil(combos / per_chunk) < MIN_TASKS_PER_THREAD * threads:
         per_chunk = max(1, math.ceil(combos / math.ceil(MIN_TASKS_PER_THREAD * threads / buckets)))
     return per_chunk
+
+
+def validation_plan(options: Options) -> sweep_validation.Plan:
+    """The options' CSCV blocks and walk-forward folds."""
+    spec = None
+    if options.walk_forward is not None:
+        spec = parse_walk_forward(options.walk_forward, anchored=options.anchored)
+    return sweep_validation.Plan(options.cscv_blocks, spec)
+
+
+def _entry_cost(ex: Execution) -> float:
+    """One entry's cost as a fraction: fees and slippage on the buy (the engine's)."""
+    return (1.0 + ex.slippage) * (1.0 + ex.fee) - 1.0
+
+
+def _format_verdict(verdict: sweep_validation.Verdict) -> str:
+    c = verdict.cscv
+    text = (
+        f"probability of backtest overfitting {c.pbo:.3f} over {c.n_splits:,} CSCV splits of "
+        f"{c.n_trials:,} combinations (median logit {c.median_logit:.3f})"
+    )
+    if verdict.walk_forward:
+        text += f"; walk-forward: {len(verdict.folds)} fold(s)"
+    return text
 
 
 def _tree(parts: list[Delayed]) -> Delayed:
@@ -214,7 +241,8 @@ def read(ctx: JobContext) -> Read:
 
 @dataclass
 class Planned:
-    """Graph 2, built: its futures in order (sweep writes, summaries, top, top frame)."""
+    """Graph 2, built: its futures in order (sweep writes, summaries and the baseline, top, top
+    frame, validation tables, returns parts, the verdict, the market)."""
 
     futures: list[Future[Any]]
     keys: list[str]
@@ -222,6 +250,7 @@ class Planned:
     n_writes: int
     n_summaries: int
     chunks: int
+    n_extras: int
 
 
 def sweep(ctx: JobContext, combos: Combos, got: Read) -> Planned:
@@ -243,6 +272,11 @@ def sweep(ctx: JobContext, combos: Combos, got: Read) -> Planned:
         per_chunk = int(checkpoint.settle("per_chunk", per_chunk))
     chunks = portfolio.combination_slices(combination_count(combos), per_chunk)
     task_sweep = Sweep(options.strategy, ex)
+    plan = validation_plan(options)
+    sweep_validation.check(plan, len(got.days))
+    dates = got.days.astype("datetime64[D]")
+    benchmark = options.benchmark or DEFAULT_BENCHMARK
+    held: list[Delayed] = []
     writes: list[Delayed] = []
     keys: list[str] = []
     reused: list[WrittenPart] = []
@@ -269,21 +303,55 @@ def sweep(ctx: JobContext, combos: Combos, got: Read) -> Planned:
             writes.append(task[0])
             keys.append(key)
             parts.append(task[1])
+        held.append(delayed(portfolio.hold_chunk, pure=True)(_tree(parts), got.days_future, plan))
+    figures = [delayed(portfolio.figures_of, pure=True)(h) for h in held]
+    verdict = delayed(sweep_validation.judge, pure=True)(figures, dates, plan)
+    market_parts = [
+        delayed(portfolio.market_part, pure=True)(got.buckets[b], got.days_future, benchmark)
+        for b in used
+    ]
+    market = delayed(portfolio.market_series, pure=True)(
+        market_parts, benchmark, options.benchmark is not None
+    )
+    extras: list[Delayed] = []
+    pieces: list[Delayed] = []
+    for p, chunk in enumerate(chunks):
+        part_combos = take(combos, chunk)
         written, best = delayed(portfolio.summary_task, nout=2, pure=True)(
             settings.destination,
             p,
             options.strategy,
             part_combos,
             chunk.start,
-            _tree(parts),
+            held[p],
+            verdict,
+            market,
             options.top,
         )
         summaries.append(written)
         candidates.append(best)
+        if options.keep_returns:
+            extras.append(
+                delayed(portfolio.returns_task, pure=True)(
+                    settings.output_url, p, part_combos, chunk.start, held[p], got.days_future
+                )
+            )
+        if plan.walk_forward is not None:
+            pieces.append(delayed(portfolio.pieces_task, pure=True)(held[p], verdict, chunk.start))
+    summaries.append(
+        delayed(portfolio.baseline_task, pure=True)(
+            settings.output_url, len(chunks), combos, market, _entry_cost(ex)
+        )
+    )
+    validation = delayed(portfolio.validation_task, pure=True)(
+        settings.output_url, combos, verdict, got.days_future, pieces
+    )
     final = delayed(portfolio.top_task, nout=2, pure=True)(
         settings.destination, combos, got.days_future, candidates, options.top
     )
-    futures = client.compute([*writes, *summaries, final[0], final[1]])
+    futures = client.compute(
+        [*writes, *summaries, final[0], final[1], validation, *extras, verdict, market]
+    )
     if checkpoint is not None:
         if checkpoint.resumed:
             print(
@@ -293,7 +361,7 @@ def sweep(ctx: JobContext, combos: Combos, got: Read) -> Planned:
             )
         for key, future in zip(keys, futures, strict=False):
             checkpoint.track(future, recorder(checkpoint, key))
-    return Planned(futures, keys, reused, len(writes), len(summaries), len(chunks))
+    return Planned(futures, keys, reused, len(writes), len(summaries), len(chunks), 1 + len(extras))
 
 
 def collect(ctx: JobContext, combos: Combos, got: Read, planned: Planned) -> JobResult:
@@ -307,11 +375,17 @@ def collect(ctx: JobContext, combos: Combos, got: Read, planned: Planned) -> Job
     computed = [r[0] if ctx.checkpoint is not None else r for r in results[:n]]
     written: list[WrittenPart] = [*computed, *planned.reused, *results[n:n_all], *results[n_all]]
     top_frame: pd.DataFrame = results[n_all + 1]
+    extras = results[n_all + 2 : n_all + 2 + planned.n_extras]
+    written += [*extras[0], *extras[1:]]
+    verdict: sweep_validation.Verdict = results[-2]
+    market: portfolio.Market = results[-1]
     first, last = (np.datetime64(int(got.days[i]), "D") for i in (0, -1))
     print(
         f"{NAME}: top {len(top_frame)} of {combination_count(combos):,} {options.strategy} "
         f"combinations by the Sharpe ratio of the equal-weighted portfolio of "
-        f"{got.symbols:,} symbols ({first} .. {last}):\n" + _format_top(top_frame, list(combos)),
+        f"{got.symbols:,} symbols ({first} .. {last}):\n"
+        + _format_top(top_frame, list(combos))
+        + f"\n{NAME}: {_format_verdict(verdict)}",
         flush=True,
     )
     return JobResult(
@@ -327,6 +401,8 @@ def collect(ctx: JobContext, combos: Combos, got: Read, planned: Planned) -> Job
             "buckets": len(got.used),
             "combination_chunks": planned.chunks,
             "tasks": n + len(planned.reused),
+            "benchmark": market.label,
+            "pbo": verdict.cscv.pbo,
         },
     )
 

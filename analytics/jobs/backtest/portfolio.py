@@ -8,6 +8,7 @@ equity curve is the running product of ``1 + return`` from the starting 1.0.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -16,17 +17,27 @@ import numpy.typing as npt
 import pandas as pd
 import pyarrow as pa
 
+from analytics.data.buckets import Rows
+from analytics.errors import InputError
 from analytics.jobs.backtest.grid import combination_count
 from analytics.jobs.backtest.stats import METRICS, PPY, TRADE_STATS
 from analytics.jobs.backtest.strategies._base import Combos
 from analytics.jobs.backtest.sweep import PortfolioPart
 from analytics.run.folder import RUN_ID, Destination, WrittenPart, to_arrow, write_part
 from analytics.stats import metrics
+from analytics.stats import sweep as sweep_validation
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
 SUMMARY, TOP, EQUITY = "summary", "top", "equity"
+RETURNS, VALIDATION = "returns", "validation"
+WALK_FORWARD, OOS_EQUITY = "walk_forward", "oos_equity"
+#: The strategy of ``summary/``'s baseline row (not a trial).
+BASELINE = "buy-and-hold"
+#: Columns of ``summary/`` and ``top/`` after the metrics: the probabilistic and deflated Sharpe
+#: ratios and the benchmark-relative statistics.
+VALIDATION_STATS = ("psr", "dsr", *sweep_validation.RELATIVE_FIELDS)
 
 
 def daily_returns(part: PortfolioPart) -> FloatArray:
@@ -36,9 +47,12 @@ def daily_returns(part: PortfolioPart) -> FloatArray:
     return np.asarray(np.where(part.symbols[:, None] > 0, mean, np.nan).T)
 
 
-def summary_frame(strategy: str, combos: Combos, part: PortfolioPart) -> pd.DataFrame:
-    """One row per combination: its parameters and its portfolio's statistics."""
-    r = daily_returns(part)
+def summary_frame(
+    strategy: str, combos: Combos, part: PortfolioPart, returns: FloatArray | None = None
+) -> pd.DataFrame:
+    """One row per combination: its parameters and its portfolio's statistics (``returns``:
+    :func:`daily_returns` of ``part``, when already computed)."""
+    r = daily_returns(part) if returns is None else returns
     frame = pd.DataFrame({"strategy": strategy, **{n: np.asarray(v) for n, v in combos.items()}})
     frame["total_return"] = metrics.total_return(r)
     frame["annual_return"] = metrics.annual_return(r, periods_per_year=PPY)
@@ -60,7 +74,7 @@ def summary_schema(combos: Combos, *, ranked: bool = False) -> pa.Schema:
     for name, values in combos.items():
         kind = pa.int64() if np.asarray(values).dtype.kind in "iu" else pa.float64()
         fields.append(pa.field(name, kind))
-    for name in (*METRICS, *TRADE_STATS):
+    for name in (*METRICS, *TRADE_STATS, *VALIDATION_STATS):
         fields.append(pa.field(name, pa.int64() if name == "n_trades" else pa.float64()))
     return pa.schema(fields)
 
@@ -80,27 +94,204 @@ class Candidates:
     equity: FloatArray  # (candidates, days)
 
 
+@dataclass(frozen=True)
+class Held:
+    """One chunk's portfolios, kept on a worker between the passes: the reduced part (its daily
+    sums dropped), the daily returns ``(days, K)`` and the validation figures."""
+
+    part: PortfolioPart
+    returns: FloatArray
+    figures: sweep_validation.ChunkFigures
+
+
+def hold_chunk(part: PortfolioPart, days: IntArray, plan: sweep_validation.Plan) -> Held:
+    """A chunk's daily returns and figures from its reduced part (a Dask task)."""
+    r = daily_returns(part).T  # (days, K)
+    figures = sweep_validation.chunk_figures(r, days.astype("datetime64[D]"), plan)
+    light = dataclasses.replace(part, returns=np.zeros((0, 0)))
+    return Held(light, np.ascontiguousarray(r), figures)
+
+
+def figures_of(held: Held) -> sweep_validation.ChunkFigures:
+    return held.figures
+
+
 def summary_task(
     target: Destination,
     index: int,
     strategy: str,
     combos: Combos,
     first: int,
-    part: PortfolioPart,
+    held: Held,
+    verdict: sweep_validation.Verdict,
+    market: Market,
     top: int,
 ) -> tuple[WrittenPart, Candidates]:
     """Write one chunk's part of ``summary/``; hand back its best combinations (a Dask task).
 
     ``first`` is the chunk's first combination in the grid (to break ties in grid order).
     """
-    frame = summary_frame(strategy, combos, part)
+    r = held.returns.T
+    frame = summary_frame(strategy, combos, held.part, r)
+    for name, values in sweep_validation.sharpe_columns(held.figures, verdict).items():
+        frame[name] = values
+    for name, values in sweep_validation.relative_columns(held.returns, market.benchmark).items():
+        frame[name] = values
     table = to_arrow(frame, summary_schema(combos))
     written = write_part(target, SUMMARY, index, table)
     best = ranking(frame["sharpe"], np.arange(len(frame)))[:top]
-    r = daily_returns(part)[best]
-    equity = np.cumprod(1.0 + np.nan_to_num(r), axis=1, dtype=np.float64)
+    equity = np.cumprod(1.0 + np.nan_to_num(r[best]), axis=1, dtype=np.float64)
     chosen = frame.iloc[best].assign(_order=first + best).reset_index(drop=True)
     return written, Candidates(chosen, equity)
+
+
+def returns_schema(combos: Combos) -> pa.Schema:
+    fields = [pa.field("combination", pa.int64())]
+    fields += [f for f in summary_schema(combos) if f.name in combos]
+    fields += [pa.field("date", pa.date32()), pa.field("return", pa.float64())]
+    return pa.schema(fields)
+
+
+def returns_task(
+    output_url: str, index: int, combos: Combos, first: int, held: Held, days: IntArray
+) -> WrittenPart:
+    """Write one chunk's part of ``returns/`` (``--keep-returns``; a Dask task): long format,
+    each combination's dates together, days without a return left out."""
+    r = held.returns  # (days, K)
+    k = r.shape[1]
+    keep = ~np.isnan(r.T.reshape(-1))
+    columns: dict[str, npt.ArrayLike] = {
+        "combination": np.repeat(np.arange(first, first + k, dtype=np.int64), len(days))[keep]
+    }
+    for name, values in combos.items():
+        columns[name] = np.repeat(np.asarray(values), len(days))[keep]
+    columns["date"] = np.tile(days.astype("datetime64[D]"), k)[keep]
+    columns["return"] = r.T.reshape(-1)[keep]
+    schema = returns_schema(combos)
+    table = pa.table(
+        {f.name: pa.array(columns[f.name]).cast(f.type) for f in schema}, schema=schema
+    )
+    return write_part(output_url, RETURNS, index, table)
+
+
+def pieces_task(held: Held, verdict: sweep_validation.Verdict, first: int) -> dict[int, FloatArray]:
+    """The chosen combinations' test-window returns in this chunk (a Dask task)."""
+    return sweep_validation.chosen_pieces(held.returns, verdict, first)
+
+
+@dataclass(frozen=True)
+class MarketPart:
+    """One bucket's share of the market: per calendar day the sum and count of its symbols'
+    close-to-close returns, and the benchmark symbol's returns if the bucket holds it."""
+
+    universe_sum: FloatArray
+    universe_count: IntArray
+    benchmark: FloatArray | None
+
+
+def market_part(rows: Rows, days: IntArray, benchmark: str) -> MarketPart:
+    """A bucket's :class:`MarketPart` over the calendar ``days`` (a Dask task): each symbol's
+    return ``close_t / close_{t-1} - 1`` over its own consecutive rows, as market-performance's."""
+    from analytics.jobs.market_performance.kernel import daily_returns as symbol_returns
+
+    rets = symbol_returns(rows)
+    at = np.searchsorted(days, rets.days)
+    sums = np.bincount(at, weights=rets.values, minlength=len(days)).astype(np.float64)
+    counts = np.bincount(at, minlength=len(days)).astype(np.int64)
+    where = np.flatnonzero(rets.names == benchmark)
+    bench = None
+    if len(where):
+        mask = rets.codes == where[0]
+        bench = np.full(len(days), np.nan)
+        bench[at[mask]] = rets.values[mask]
+    return MarketPart(sums, counts, bench)
+
+
+@dataclass(frozen=True)
+class Market:
+    """The calendar's equal-weighted universe return, the benchmark's (NaN: none that day) and
+    the benchmark's label (a symbol, or ``equal-weighted``)."""
+
+    label: str
+    universe: FloatArray
+    benchmark: FloatArray
+
+
+def market_series(parts: Sequence[MarketPart], benchmark: str, explicit: bool) -> Market:
+    """Combine the buckets' parts (a Dask task). An ``explicit`` benchmark symbol must have
+    prices; the default falls back to the equal-weighted universe."""
+    sums = np.sum([p.universe_sum for p in parts], axis=0)
+    counts = np.sum([p.universe_count for p in parts], axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        universe = np.where(counts > 0, sums / counts, np.nan)
+    for part in parts:
+        if part.benchmark is not None:
+            return Market(benchmark, universe, part.benchmark)
+    if explicit:
+        raise InputError(
+            f"benchmark symbol {benchmark!r} has no prices in the selected range; "
+            "pick another --benchmark or omit it for the equal-weighted universe",
+            dataset="prices",
+            column="symbol",
+        )
+    return Market("equal-weighted", universe, universe)
+
+
+def baseline_task(
+    output_url: str, index: int, combos: Combos, market: Market, entry_cost: float
+) -> WrittenPart:
+    """Write ``summary/``'s baseline row, strategy ``buy-and-hold`` with null parameters: the
+    equal-weighted universe held from the first date, one entry's costs charged then (a Dask
+    task). Not a trial: no psr, dsr, trades."""
+    r = sweep_validation.baseline_returns(market.universe, entry_cost)[:, None]
+    frame = pd.DataFrame({"strategy": [BASELINE], **{n: [None] for n in combos}})
+    rows = r.T
+    frame["total_return"] = metrics.total_return(rows)
+    frame["annual_return"] = metrics.annual_return(rows, periods_per_year=PPY)
+    frame["annual_volatility"] = metrics.annual_volatility(rows, periods_per_year=PPY)
+    frame["sharpe"] = metrics.sharpe_ratio(rows, periods_per_year=PPY)
+    frame["sortino"] = metrics.sortino_ratio(rows, periods_per_year=PPY)
+    frame["max_drawdown"] = metrics.max_drawdown(rows)
+    frame["n_trades"] = None
+    for name in (*TRADE_STATS[1:], "psr", "dsr"):
+        frame[name] = np.nan
+    for name, values in sweep_validation.relative_columns(r, market.benchmark).items():
+        frame[name] = values
+    return write_part(output_url, SUMMARY, index, to_arrow(frame, summary_schema(combos)))
+
+
+def validation_task(
+    output_url: str,
+    combos: Combos,
+    verdict: sweep_validation.Verdict,
+    days: IntArray,
+    pieces: Sequence[dict[int, FloatArray]],
+) -> list[WrittenPart]:
+    """Write ``validation/`` and, with walk-forward, ``walk_forward/`` and ``oos_equity/``."""
+    row, folds, equity = sweep_validation.tables(verdict, days.astype("datetime64[D]"), pieces)
+    fields = [pa.field(n, pa.int64() if n.startswith("n_") else pa.float64()) for n in row]
+    table = pa.table({n: pa.array([v]) for n, v in row.items()}, schema=pa.schema(fields))
+    parts = [write_part(output_url, VALIDATION, 0, table)]
+    if not verdict.walk_forward:
+        return parts
+    at = folds["combination"].to_numpy()
+    params = {name: np.asarray(values)[at] for name, values in combos.items()}
+    head = folds[list(sweep_validation.FOLD_COLUMNS)]
+    tail = folds[list(sweep_validation.FOLD_FIGURES)]
+    frame = pd.concat([head, pd.DataFrame(params, index=folds.index), tail], axis=1)
+    schema = pa.schema(
+        [
+            pa.field("fold", pa.int64()),
+            *(pa.field(n, pa.date32()) for n in sweep_validation.FOLD_COLUMNS[1:5]),
+            pa.field("combination", pa.int64()),
+            *(f for f in summary_schema(combos) if f.name in combos),
+            *(pa.field(n, pa.float64()) for n in sweep_validation.FOLD_FIGURES),
+        ]
+    )
+    parts.append(write_part(output_url, WALK_FORWARD, 0, to_arrow(frame, schema)))
+    oos = pa.schema([pa.field("date", pa.date32()), pa.field("equity", pa.float64())])
+    parts.append(write_part(output_url, OOS_EQUITY, 0, to_arrow(equity, oos)))
+    return parts
 
 
 def top_task(
@@ -149,7 +340,18 @@ def chunk_count(combos: Combos, per_chunk: int) -> int:
 
 
 #: Columns of summary/ and top/ that are not the strategy's parameters.
-_NOT_PARAMETERS = frozenset({RUN_ID, "rank", "strategy", *METRICS, *TRADE_STATS})
+_NOT_PARAMETERS = frozenset(
+    {
+        RUN_ID,
+        "rank",
+        "strategy",
+        *METRICS,
+        *TRADE_STATS,
+        *VALIDATION_STATS,
+        *sweep_validation.FOLD_COLUMNS,  # walk_forward/'s
+        *sweep_validation.FOLD_FIGURES,
+    }
+)
 
 
 def parameters_json(batch: pa.RecordBatch) -> pa.Array:
@@ -170,5 +372,8 @@ def parameters_json(batch: pa.RecordBatch) -> pa.Array:
         pieces.append(("{" if i == 0 else ",") + json.dumps(name) + ":")
         pieces.append(pc.cast(batch.column(name), pa.string()))
     pieces.append("}")
-    joined: pa.Array = pc.binary_join_element_wise(*pieces, "")
+    # The baseline row (buy-and-hold) has no parameters: {"fast":null,"slow":null}.
+    joined: pa.Array = pc.binary_join_element_wise(
+        *pieces, "", null_handling="replace", null_replacement="null"
+    )
     return joined

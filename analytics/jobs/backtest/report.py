@@ -22,6 +22,7 @@ import pandas as pd
 
 from analytics.constants import DEFAULT_BENCHMARK
 from analytics.errors import FinbatchError
+from analytics.jobs.backtest.portfolio import VALIDATION_STATS
 from analytics.jobs.backtest.stats import METRICS, TRADE_STATS
 from analytics.report import html, plots, prices, series
 from analytics.run.committed import CommittedRun as RunView
@@ -33,7 +34,7 @@ MAX_AXIS: Final = 120
 #: Top combinations drawn (the first in colour, the others grey).
 MAX_CURVES: Final = 8
 BUY_AND_HOLD: Final = "buy-and-hold (equal-weighted universe)"
-_NOT_PARAMETERS: Final = frozenset({"rank", "strategy", *METRICS, *TRADE_STATS})
+_NOT_PARAMETERS: Final = frozenset({"rank", "strategy", *METRICS, *TRADE_STATS, *VALIDATION_STATS})
 _TOP_FORMATS: Final = {
     "total_return": html.fmt_pct,
     "annual_return": html.fmt_pct,
