@@ -35,6 +35,17 @@ RESULT_COLUMNS = [
     "turnover",
 ]
 
+VALIDATION = [
+    "psr",
+    "dsr",
+    "benchmark_return",
+    "excess_return",
+    "tracking_error",
+    "information_ratio",
+    "beta",
+    "alpha",
+]
+
 
 def _run(market: Path, out: Path, *extra: str) -> str:
     result = run_cli(
@@ -85,9 +96,13 @@ def test_output_contract(one_worker: tuple[Path, str], market: Path) -> None:
     assert set(zip(results["fast"], results["slow"], strict=True)) == combos
     assert len(results) == len(combos) * len(symbols)
     assert set(results["symbol"]) == set(symbols)
-    summary = pd.read_parquet(out / "summary").drop(columns="run_id")
-    assert list(summary.columns) == [c for c in RESULT_COLUMNS if c != "symbol"]
-    assert len(summary) == len(combos)
+    whole = pd.read_parquet(out / "summary").drop(columns="run_id")
+    assert list(whole.columns) == [c for c in RESULT_COLUMNS if c != "symbol"] + VALIDATION
+    # One row per combination and the buy-and-hold baseline, which has no parameters.
+    assert len(whole) == len(combos) + 1
+    baseline = whole[whole["strategy"] == "buy-and-hold"]
+    assert len(baseline) == 1 and baseline[["fast", "slow", "psr", "dsr"]].isna().all(axis=None)
+    summary = whole[whole["strategy"] != "buy-and-hold"]
     top = _table(out, "top", ["rank"])
     assert top["rank"].tolist() == [1, 2, 3]
     best = summary.sort_values("sharpe", ascending=False).head(3)

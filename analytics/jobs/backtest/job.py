@@ -126,6 +126,19 @@ def _entry_cost(ex: Execution) -> float:
     return (1.0 + ex.slippage) * (1.0 + ex.fee) - 1.0
 
 
+def logit_histogram(logits: np.ndarray, bins: int = 24) -> dict[str, list[float]]:
+    """The CSCV logits' histogram for the report (the manifest keeps 2 x bins numbers, not one
+    per split): equal-width bins over the finite logits, one edge at 0 when they straddle it."""
+    finite = logits[np.isfinite(logits)]
+    if not len(finite):
+        return {"edges": [], "counts": []}
+    lo, hi = float(finite.min()), float(finite.max())
+    if hi <= lo:
+        lo, hi = lo - 0.5, hi + 0.5
+    counts, edges = np.histogram(finite, bins=bins, range=(lo, hi))
+    return {"edges": [float(e) for e in edges], "counts": [int(c) for c in counts]}
+
+
 def _format_verdict(verdict: sweep_validation.Verdict) -> str:
     c = verdict.cscv
     text = (
@@ -403,6 +416,7 @@ def collect(ctx: JobContext, combos: Combos, got: Read, planned: Planned) -> Job
             "tasks": n + len(planned.reused),
             "benchmark": market.label,
             "pbo": verdict.cscv.pbo,
+            "logit_histogram": logit_histogram(verdict.cscv.logits),
         },
     )
 

@@ -10,6 +10,10 @@ over the dates of ``equity/``. The other top combinations are drawn grey.
 The main parameters are the strategy's first two (its declaration's order, which is the order
 of the parameter columns in ``summary/``); with more than two, each cell shows the best Sharpe
 ratio over the others; with one, the Sharpe ratio is a bar per value.
+
+The validation (issue 14): PBO with the histogram of the CSCV splits' logits (the manifest keeps
+its bins), the walk-forward folds, and the stitched out-of-sample equity against the in-sample
+best over the same dates; the top table shows ``psr`` and ``dsr``.
 """
 
 from __future__ import annotations
@@ -18,11 +22,12 @@ import logging
 from typing import Final
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from analytics.constants import DEFAULT_BENCHMARK
 from analytics.errors import FinbatchError
-from analytics.jobs.backtest.portfolio import VALIDATION_STATS
+from analytics.jobs.backtest.portfolio import BASELINE, VALIDATION_STATS
 from analytics.jobs.backtest.stats import METRICS, TRADE_STATS
 from analytics.report import html, plots, prices, series
 from analytics.run.committed import CommittedRun as RunView
@@ -46,6 +51,14 @@ _TOP_FORMATS: Final = {
     "win_rate": html.fmt_pct,
     "exposure": html.fmt_pct,
     "turnover": html.fmt_ratio,
+    "psr": html.fmt_ratio,
+    "dsr": html.fmt_ratio,
+}
+_FOLD_FORMATS: Final = {
+    "train_sharpe": html.fmt_ratio,
+    "test_sharpe": html.fmt_ratio,
+    "test_total_return": html.fmt_pct,
+    "rank_correlation": html.fmt_ratio,
 }
 
 
@@ -197,10 +210,93 @@ def _constraint_text(strategy: str) -> str:
     return found.constraint_text if found is not None else ""
 
 
+def logit_values(histogram: dict[str, list[float]]) -> npt.NDArray[np.float64]:
+    """The histogram's bin centres, each repeated by its count: drawn with as many equal-width
+    bins, each centre falls in a bin of its own, so the bars are the histogram's counts."""
+    edges = np.asarray(histogram["edges"], dtype=np.float64)
+    counts = np.asarray(histogram["counts"], dtype=np.int64)
+    return np.repeat((edges[:-1] + edges[1:]) / 2.0, counts)
+
+
+def _oos_chart(view: RunView, params: list[str]) -> str:
+    oos = view.table("oos_equity").to_pandas().sort_values("date")
+    dates = pd.DatetimeIndex(pd.to_datetime(oos["date"]))
+    growth = pd.Series(oos["equity"].to_numpy(dtype=np.float64) - 1.0, index=dates)
+    lines = [plots.Line("walk-forward, stitched out-of-sample", growth, plots.PALETTE[0])]
+    if view.has_table("equity"):
+        curves = top_growth(view.table("equity").to_pandas())
+        if curves and len(dates):
+            best = curves[min(curves)]
+            best = best[best.index >= dates[0]]
+            if len(best):
+                wealth = (1.0 + best) / (1.0 + best.iloc[0])
+                top = view.table("top").to_pandas().sort_values("rank")
+                name = "in-sample best"
+                if len(top):
+                    name += f" #1 {combination_label(top.iloc[0], params)}"
+                lines.append(plots.Line(name, wealth - 1.0, plots.BLACK, dashed=True))
+    return plots.cumulative_chart(
+        lines, title="Walk-forward out-of-sample equity against the in-sample best"
+    )
+
+
+def _validation(view: RunView, params: list[str]) -> list[str]:
+    """PBO and its logits, the walk-forward folds and their stitched equity."""
+    if not view.has_table("validation"):
+        return []
+    row = view.table("validation").to_pandas().iloc[0]
+    cards = [
+        ("PBO (probability of backtest overfitting)", html.fmt_ratio(row["pbo"])),
+        ("CSCV splits", f"{int(row['n_splits']):,}"),
+        ("median logit", html.fmt_ratio(row["median_logit"])),
+        ("OOS on IS slope", html.fmt_ratio(row["oos_is_slope"])),
+        ("P(OOS loss)", html.fmt_pct(row["prob_oos_loss"])),
+    ]
+    if "wf_oos_sharpe" in row.index:
+        cards.append(("walk-forward OOS Sharpe", html.fmt_ratio(row["wf_oos_sharpe"])))
+        cards.append(("mean training Sharpe", html.fmt_ratio(row["wf_mean_train_sharpe"])))
+    blocks = ["<h3>Is the best combination luck?</h3>", html.cards(cards)]
+    figures = []
+    histogram = view.summary.get("logit_histogram")
+    if histogram and histogram.get("counts"):
+        figures.append(
+            html.figure(
+                plots.histogram(
+                    logit_values(histogram),
+                    title="CSCV: logit of the in-sample best's out-of-sample rank",
+                    x_label="logit λ (λ ≤ 0: at or below the out-of-sample median)",
+                    y_label="splits",
+                    bins=len(histogram["counts"]),
+                    markers=[plots.Marker(0.0, "overfit at or below", plots.PALETTE[1])],
+                ),
+                f"PBO = the share of the {int(row['n_splits']):,} splits with λ ≤ 0.",
+            )
+        )
+    if view.has_table("oos_equity"):
+        figures.append(html.figure(_oos_chart(view, params)))
+    blocks.append(f'<div class="charts">{"".join(figures)}</div>')
+    if view.has_table("walk_forward"):
+        folds = view.table("walk_forward").to_pandas().sort_values("fold")
+        head = ["fold", "train_start", "train_end", "test_start", "test_end", "combination"]
+        columns = [*head, *params, *_FOLD_FORMATS]
+        formats = [
+            html.fmt_int,
+            *([None] * 4),
+            html.fmt_int,
+            *([None] * len(params)),
+            *_FOLD_FORMATS.values(),
+        ]
+        blocks.append("<h3>Walk-forward folds</h3>")
+        blocks.append(html.table(columns, (list(r) for r in folds[columns].values), formats))
+    return blocks
+
+
 def section(view: RunView) -> str:
-    """Headline numbers, the top combination's tear sheet, the Sharpe heatmap and the top
-    table."""
-    summary = view.table("summary").to_pandas()
+    """Headline numbers, the top combination's tear sheet, the Sharpe heatmap, the top table
+    and the validation (PBO, walk-forward)."""
+    whole = view.table("summary").to_pandas()
+    summary = whole[whole["strategy"] != BASELINE]
+    baseline = whole[whole["strategy"] == BASELINE]
     top = view.table("top").to_pandas().sort_values("rank")
     params = parameter_columns(summary)
     s = view.summary
@@ -214,6 +310,10 @@ def section(view: RunView) -> str:
     if len(top):
         best = top.iloc[0]
         cards.append((f"best: {combination_label(best, params)}", f"Sharpe {best['sharpe']:.2f}"))
+        if "dsr" in top.columns:
+            cards.append(("best's deflated Sharpe (DSR)", html.fmt_ratio(best["dsr"])))
+    if len(baseline):
+        cards.append(("buy-and-hold Sharpe", html.fmt_ratio(baseline["sharpe"].iloc[0])))
     blocks = [html.cards(cards)]
     if view.has_table("equity"):
         blocks += [
@@ -233,4 +333,5 @@ def section(view: RunView) -> str:
     ]
     table = html.table(columns, (list(r) for r in top[columns].values), formats)
     blocks += ["<h3>Top combinations by portfolio Sharpe ratio</h3>", table]
+    blocks += _validation(view, params)
     return html.section(f"Backtest: {s.get('strategy', '')}", *blocks, anchor="backtest")

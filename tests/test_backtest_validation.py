@@ -1,0 +1,229 @@
+"""The backtest's sweep validation (issue 14) end to end through the CLI, on synthetic markets
+where the answer is known: pure noise (PBO near 0.5, DSR small) and one lookback with a planted
+edge (PBO near 0, DSR near 1). ``psr``, ``dsr`` and ``pbo`` are checked against plain
+numpy/scipy loops over ``returns/`` written here, independently of :mod:`analytics.stats`."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from scipy import stats
+
+from tests.conftest import read_manifest, run_cli
+
+SYMBOLS = 4
+START, END = "2018-01-01", "2020-12-31"
+LOOKBACKS = "lookback=1:24:1"  # 24 combinations
+EDGE_LOOKBACK = 7
+COSTS = ["--fees-bps", "5", "--slippage-bps", "10"]
+
+
+def _market(root: Path, *, edge: bool, seed: int) -> Path:
+    """Business-day closes of S00..S03. With ``edge``, the next day's return drifts by ±0.4 %
+    in the direction of the 7-session return: momentum with lookback 7 follows the drift, the
+    other lookbacks only in part."""
+    rng = np.random.default_rng(seed)
+    days = pd.bdate_range(START, END)
+    frames = []
+    for s in range(SYMBOLS):
+        close = np.empty(len(days))
+        close[0] = 100.0
+        for t in range(1, len(days)):
+            drift = 0.0
+            if edge and t > EDGE_LOOKBACK:
+                drift = 0.004 if close[t - 1] > close[t - 1 - EDGE_LOOKBACK] else -0.004
+            close[t] = close[t - 1] * (1.0 + drift + 0.01 * rng.standard_normal())
+        frames.append(
+            pd.DataFrame(
+                {
+                    "symbol": f"S{s:02d}",
+                    "date": days.date,
+                    "open": close,
+                    "high": close,
+                    "low": close,
+                    "close": close,
+                    "volume": 1e6,
+                }
+            )
+        )
+    (root / "prices").mkdir(parents=True)
+    pq.write_table(
+        pa.Table.from_pandas(pd.concat(frames), preserve_index=False),
+        root / "prices" / "part-0.parquet",
+    )
+    return root
+
+
+def _run(market: Path, out: Path, *extra: str) -> str:
+    result = run_cli(
+        [
+            "backtest",
+            "--input",
+            str(market),
+            "--output",
+            str(out),
+            "--strategy",
+            "momentum",
+            "--grid",
+            LOOKBACKS,
+            "--fill",
+            "close",
+            *COSTS,
+            "--run-id",
+            "t",
+            "--keep-returns",
+            *extra,
+        ]
+    )
+    assert result.code == 0, result.stderr
+    return result.stdout
+
+
+@pytest.fixture(scope="module")
+def noise(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("noise")
+    _market(root / "market", edge=False, seed=11)
+    _run(root / "market", root / "run", "--workers", "1", "--walk-forward", "12:6")
+    return root
+
+
+@pytest.fixture(scope="module")
+def edge(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("edge")
+    _market(root / "market", edge=True, seed=12)
+    _run(root / "market", root / "run", "--workers", "1", "--walk-forward", "12:6")
+    return root
+
+
+# ---------------------------------------------------------------------------------------------
+# The independent reference: plain loops over returns/.
+
+
+def _matrix(out: Path) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
+    """returns/ as dates (T,) and a (T, N) matrix in combination order, and the parameters."""
+    frame = pd.read_parquet(out / "returns")
+    wide = frame.pivot(index="date", columns="combination", values="return").sort_index()
+    params = frame.drop_duplicates("combination").set_index("combination").sort_index()
+    return wide.index.to_numpy(), wide.to_numpy(dtype=np.float64), params
+
+
+def _daily_sharpe(r: np.ndarray) -> float:
+    return float(np.mean(r) / np.std(r, ddof=1))
+
+
+def _psr(r: np.ndarray, sr0: float) -> float:
+    sr = _daily_sharpe(r)
+    g3 = stats.skew(r)
+    g4 = stats.kurtosis(r, fisher=False)
+    z = (sr - sr0) * math.sqrt(len(r) - 1) / math.sqrt(1 - g3 * sr + (g4 - 1) / 4 * sr**2)
+    return float(stats.norm.cdf(z))
+
+
+def _sr0(sharpes: list[float]) -> float:
+    n, gamma = len(sharpes), 0.5772156649
+    return float(
+        math.sqrt(np.var(sharpes, ddof=1))
+        * ((1 - gamma) * stats.norm.ppf(1 - 1 / n) + gamma * stats.norm.ppf(1 - 1 / (n * math.e)))
+    )
+
+
+def _pbo(returns: np.ndarray, blocks: int = 16) -> dict[str, float]:
+    t, n = returns.shape
+    length = t // blocks
+    kept = returns[t % blocks :]
+    cut = [kept[b * length : (b + 1) * length] for b in range(blocks)]
+    logits, is_best, oos_best = [], [], []
+    for chosen in itertools.combinations(range(blocks), blocks // 2):
+        rest = [b for b in range(blocks) if b not in chosen]
+        ins = np.concatenate([cut[b] for b in chosen])
+        oos = np.concatenate([cut[b] for b in rest])
+        is_sr = [_daily_sharpe(ins[:, k]) for k in range(n)]
+        oos_sr = [_daily_sharpe(oos[:, k]) for k in range(n)]
+        best = int(np.argmax(is_sr))  # the first of equal maxima: the lowest index
+        omega = stats.rankdata(oos_sr)[best] / (n + 1)
+        logits.append(math.log(omega / (1 - omega)))
+        is_best.append(is_sr[best])
+        oos_best.append(oos_sr[best])
+    slope = np.polyfit(is_best, oos_best, 1)[0]
+    return {
+        "pbo": float(np.mean(np.asarray(logits) <= 0)),
+        "n_splits": len(logits),
+        "median_logit": float(np.median(logits)),
+        "oos_is_slope": float(slope),
+        "prob_oos_loss": float(np.mean(np.asarray(oos_best) < 0)),
+    }
+
+
+def _check_against_reference(out: Path) -> tuple[pd.DataFrame, dict[str, float]]:
+    dates, r, params = _matrix(out)
+    n = r.shape[1]
+    assert n == 24 and list(params["lookback"]) == list(range(1, 25))
+    sharpes = [_daily_sharpe(r[:, k]) for k in range(n)]
+    sr0 = _sr0(sharpes)
+    summary = pd.read_parquet(out / "summary")
+    trials = summary[summary["strategy"] == "momentum"].sort_values("lookback")
+    assert trials["lookback"].tolist() == list(range(1, 25))
+    expected_psr = [_psr(r[:, k], 0.0) for k in range(n)]
+    expected_dsr = [_psr(r[:, k], sr0) for k in range(n)]
+    np.testing.assert_allclose(trials["psr"], expected_psr, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(trials["dsr"], expected_dsr, rtol=0, atol=1e-9)
+    # The annualized Sharpe of summary/ is the same series' daily one x sqrt(252).
+    np.testing.assert_allclose(trials["sharpe"], np.asarray(sharpes) * math.sqrt(252), rtol=1e-9)
+    validation = pd.read_parquet(out / "validation").iloc[0]
+    reference = _pbo(r)
+    assert validation["n_trials"] == n
+    for name, value in reference.items():
+        assert validation[name] == pytest.approx(value, abs=1e-9), name
+    # top/ carries the same psr and dsr as summary/.
+    top = pd.read_parquet(out / "top").sort_values("rank")
+    for _, row in top.iterrows():
+        match = trials[trials["lookback"] == row["lookback"]].iloc[0]
+        assert (row["psr"], row["dsr"]) == (match["psr"], match["dsr"])
+    return trials, reference
+
+
+def test_noise_sweep_pbo_near_half_and_small_dsr(noise: Path) -> None:
+    trials, reference = _check_against_reference(noise / "run")
+    # Pure noise: the in-sample best lands anywhere out of sample.
+    assert 0.2 <= reference["pbo"] <= 0.8
+    best = trials.sort_values("sharpe", ascending=False).iloc[0]
+    assert best["dsr"] < 0.6
+    assert best["dsr"] < best["psr"]  # deflation only lowers the probability
+
+
+def test_planted_edge_pbo_near_zero_and_dsr_near_one(edge: Path) -> None:
+    trials, reference = _check_against_reference(edge / "run")
+    assert reference["pbo"] < 0.05
+    best = trials.sort_values("sharpe", ascending=False).iloc[0]
+    assert best["lookback"] == EDGE_LOOKBACK
+    assert best["dsr"] > 0.99
+    folds = pd.read_parquet(edge / "run" / "walk_forward")
+    assert (folds["lookback"] == EDGE_LOOKBACK).mean() >= 0.8
+
+
+def test_returns_table_is_long_and_in_grid_order(noise: Path) -> None:
+    frame = pd.read_parquet(noise / "run" / "returns")
+    assert list(frame.columns) == [
+        "combination",
+        "lookback",
+        "rebalance",
+        "threshold",
+        "date",
+        "return",
+    ]
+    days = pd.bdate_range(START, END)
+    assert len(frame) == 24 * len(days)
+    assert (frame["lookback"] == frame["combination"] + 1).all()
+    manifest = read_manifest(str(noise / "run"))
+    assert manifest is not None
+    # Not a trial: the baseline is in summary/ only.
+    assert manifest["outputs"]["summary"]["rows"] == 25
+    assert manifest["outputs"]["returns"]["rows"] == len(frame)
