@@ -163,7 +163,7 @@ def _pbo(returns: np.ndarray, blocks: int = 16) -> dict[str, float]:
 
 
 def _check_against_reference(out: Path) -> tuple[pd.DataFrame, dict[str, float]]:
-    dates, r, params = _matrix(out)
+    _dates, r, params = _matrix(out)
     n = r.shape[1]
     assert n == 24 and list(params["lookback"]) == list(range(1, 25))
     sharpes = [_daily_sharpe(r[:, k]) for k in range(n)]
@@ -227,3 +227,170 @@ def test_returns_table_is_long_and_in_grid_order(noise: Path) -> None:
     # Not a trial: the baseline is in summary/ only.
     assert manifest["outputs"]["summary"]["rows"] == 25
     assert manifest["outputs"]["returns"]["rows"] == len(frame)
+
+
+def test_one_and_two_workers_write_the_same_tables(
+    edge: Path, tmp_path: Path, scheduler: str
+) -> None:
+    out = tmp_path / "run"
+    _run(edge / "market", out, "--scheduler", scheduler, "--walk-forward", "12:6")
+    keys = {
+        "summary": ["strategy", "lookback"],
+        "top": ["rank"],
+        "equity": ["rank", "date"],
+        "returns": ["combination", "date"],
+        "validation": ["n_trials"],
+        "walk_forward": ["fold"],
+        "oos_equity": ["date"],
+    }
+    for name, key in keys.items():
+        one = pd.read_parquet(edge / "run" / name).sort_values(key).reset_index(drop=True)
+        two = pd.read_parquet(out / name).sort_values(key).reset_index(drop=True)
+        pd.testing.assert_frame_equal(two, one, check_exact=False, rtol=1e-12, obj=name)
+
+
+def _first_and_last(days: pd.DatetimeIndex, lo: str, hi: str) -> tuple[dt.date, dt.date]:
+    inside = days[(days >= lo) & (days < hi)]
+    return inside[0].date(), inside[-1].date()
+
+
+def test_walk_forward_folds_by_hand(noise: Path, tmp_path: Path, scheduler: str) -> None:
+    """2:2 anchored over 2020-01-01 .. 2020-07-15: m0 = 2020-01; fold 0 trains on Jan-Feb and
+    tests on Mar-Apr; fold 1 trains on Jan-Apr (anchored) and tests on May-Jun; fold 2 trains
+    on Jan-Jun and tests on July, short (to the 15th): a test window starting in the last
+    month still holds dates. Business days: 2020-02-28 and 2020-04-30 close their months."""
+    out = tmp_path / "run"
+    extra = ["--start", "2020-01-01", "--end", "2020-07-15", "--cscv-blocks", "4"]
+    _run(
+        noise / "market",
+        out,
+        "--scheduler",
+        scheduler,
+        *extra,
+        "--walk-forward",
+        "2:2",
+        "--anchored",
+    )
+    folds = pd.read_parquet(out / "walk_forward").sort_values("fold")
+    d = dt.date
+    expected = [
+        (0, d(2020, 1, 1), d(2020, 2, 28), d(2020, 3, 2), d(2020, 4, 30)),
+        (1, d(2020, 1, 1), d(2020, 4, 30), d(2020, 5, 1), d(2020, 6, 30)),
+        (2, d(2020, 1, 1), d(2020, 6, 30), d(2020, 7, 1), d(2020, 7, 15)),
+    ]
+    columns = ["fold", "train_start", "train_end", "test_start", "test_end"]
+    assert [tuple(r) for r in folds[columns].itertuples(index=False)] == expected
+    # The chosen combination: the highest training Sharpe, by a plain loop over returns/.
+    dates, r, params = _matrix(out)
+    days = pd.DatetimeIndex(dates)
+    pieces = []
+    for fold, (_, train_lo, train_hi, test_lo, test_hi) in zip(
+        folds.itertuples(index=False), expected, strict=True
+    ):
+        train = (days >= pd.Timestamp(train_lo)) & (days <= pd.Timestamp(train_hi))
+        test = (days >= pd.Timestamp(test_lo)) & (days <= pd.Timestamp(test_hi))
+        sharpes = [_daily_sharpe(r[train, k]) * math.sqrt(252) for k in range(r.shape[1])]
+        best = int(np.argmax(sharpes))
+        assert fold.combination == best
+        assert fold.lookback == params.loc[best, "lookback"]
+        assert fold.train_sharpe == pytest.approx(sharpes[best], rel=1e-9)
+        assert fold.test_sharpe == pytest.approx(
+            _daily_sharpe(r[test, best]) * math.sqrt(252), rel=1e-9
+        )
+        assert fold.test_total_return == pytest.approx(np.prod(1 + r[test, best]) - 1, rel=1e-9)
+        test_sharpes = [_daily_sharpe(r[test, k]) for k in range(r.shape[1])]
+        assert fold.rank_correlation == pytest.approx(
+            stats.spearmanr(sharpes, test_sharpes).statistic, rel=1e-9
+        )
+        pieces.append(pd.Series(r[test, best], index=days[test]))
+    # The stitched equity: the chosen combinations' test returns, compounded from 1.0.
+    stitched = pd.concat(pieces)
+    equity = pd.read_parquet(out / "oos_equity").sort_values("date")
+    assert list(equity["date"]) == [t.date() for t in stitched.index]
+    np.testing.assert_allclose(equity["equity"], np.cumprod(1 + stitched.to_numpy()), rtol=1e-12)
+    row = pd.read_parquet(out / "validation").iloc[0]
+    assert row["wf_oos_sharpe"] == pytest.approx(
+        _daily_sharpe(stitched.to_numpy()) * math.sqrt(252)
+    )
+    assert row["wf_mean_train_sharpe"] == pytest.approx(folds["train_sharpe"].mean())
+    assert row["n_splits"] == 6  # C(4, 2)
+
+
+def test_benchmark_columns_and_the_buy_and_hold_baseline(noise: Path) -> None:
+    """No SPX in this market: the benchmark is the equal-weighted universe, each day the mean
+    close-to-close return of the symbols; the baseline holds it, one entry charged on day 0."""
+    prices = pd.read_parquet(noise / "market" / "prices").sort_values(["symbol", "date"])
+    closes = prices.pivot(index="date", columns="symbol", values="close")
+    universe = (closes / closes.shift(1) - 1).mean(axis=1).to_numpy()  # NaN on day 0
+    summary = pd.read_parquet(noise / "run" / "summary")
+    baseline = summary[summary["strategy"] == "buy-and-hold"].iloc[0]
+    entry = (1 + 10e-4) * (1 + 5e-4)  # slippage 10 bps and fees 5 bps on the buy
+    held = np.concatenate([[1 / entry - 1], universe[1:]])
+    assert baseline["total_return"] == pytest.approx(np.prod(1 + held) - 1, rel=1e-9)
+    assert baseline["benchmark_return"] == pytest.approx(np.prod(1 + universe[1:]) - 1, rel=1e-9)
+    # A trial against the benchmark over the dates both have: day 0 has no benchmark return.
+    _dates, r, _ = _matrix(noise / "run")
+    k = 3
+    diff = r[1:, k] - universe[1:]
+    row = summary[(summary["strategy"] == "momentum") & (summary["lookback"] == k + 1)].iloc[0]
+    assert row["benchmark_return"] == pytest.approx(np.prod(1 + universe[1:]) - 1, rel=1e-9)
+    assert row["excess_return"] == pytest.approx(
+        np.prod(1 + r[1:, k]) - np.prod(1 + universe[1:]), rel=1e-9
+    )
+    assert row["tracking_error"] == pytest.approx(np.std(diff, ddof=1) * math.sqrt(252), rel=1e-9)
+    assert row["information_ratio"] == pytest.approx(
+        np.mean(diff) / np.std(diff, ddof=1) * math.sqrt(252), rel=1e-9
+    )
+    cov = np.cov(r[1:, k], universe[1:], ddof=1)
+    assert row["beta"] == pytest.approx(cov[0, 1] / cov[1, 1], rel=1e-9)
+    manifest = read_manifest(str(noise / "run"))
+    assert manifest is not None and manifest["summary"]["benchmark"] == "equal-weighted"
+
+
+def test_a_named_benchmark(noise: Path, tmp_path: Path, scheduler: str) -> None:
+    out = tmp_path / "run"
+    _run(
+        noise / "market", out, "--scheduler", scheduler, "--benchmark", "S02", "--end", "2018-12-31"
+    )
+    closes = pd.read_parquet(noise / "market" / "prices").query("symbol == 'S02'")
+    closes = closes.sort_values("date")
+    closes = closes[closes["date"] <= dt.date(2018, 12, 31)]["close"].to_numpy()
+    summary = pd.read_parquet(out / "summary")
+    np.testing.assert_allclose(summary["benchmark_return"], closes[-1] / closes[0] - 1, rtol=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--cscv-blocks", "3"], "even number"),
+        (["--anchored"], "--anchored needs --walk-forward"),
+        (["--walk-forward", "12"], "TRAIN:TEST"),
+        (["--cscv-blocks", "4000"], "smaller --cscv-blocks"),
+        (["--benchmark", "NOPE"], "benchmark symbol 'NOPE' has no prices"),
+        (["--walk-forward", "12:6", "--shard", "0/2"], "cannot be combined with --shard"),
+    ],
+)
+def test_bad_validation_options_exit_2_without_output(
+    noise: Path, tmp_path: Path, scheduler: str, args: list[str], message: str
+) -> None:
+    out = tmp_path / "run"
+    result = run_cli(
+        [
+            "backtest",
+            "--input",
+            str(noise / "market"),
+            "--output",
+            str(out),
+            "--strategy",
+            "momentum",
+            "--grid",
+            "lookback=2,3",
+            "--scheduler",
+            scheduler,
+            *args,
+        ]
+    )
+    assert result.code == 2, result.stderr
+    assert message in result.stderr
+    assert read_manifest(str(out)) is None
+    assert not (out / "results").exists() and not (out / "_shards").exists()

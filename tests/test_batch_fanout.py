@@ -100,14 +100,23 @@ def test_shards_then_merge_equal_a_single_run(
     assert "merged 3 shards" in merged
 
     for name in KEYS:
+        merged_table, single_table = _table(out, name), _table(single, name)
+        if "dsr" in merged_table.columns:
+            # No shard holds every trial: the merge cannot deflate, and says so with NaN.
+            assert merged_table["dsr"].isna().all() and single_table["dsr"].notna().any()
+            merged_table, single_table = (
+                t.drop(columns="dsr") for t in (merged_table, single_table)
+            )
         pd.testing.assert_frame_equal(
-            _table(out, name), _table(single, name), check_exact=False, rtol=0, atol=1e-12
+            merged_table, single_table, check_exact=False, rtol=0, atol=1e-12
         )
     one, fan = read_manifest(str(single)), read_manifest(str(out))
     assert one is not None and fan is not None
     assert fan["job"] == one["job"] == "backtest"
+    # The merge writes no validation/ (it has no daily returns); every other table matches.
+    assert "validation" not in fan["outputs"] and "validation" in one["outputs"]
     assert {t: v["rows"] for t, v in fan["outputs"].items()} == {
-        t: v["rows"] for t, v in one["outputs"].items()
+        t: v["rows"] for t, v in one["outputs"].items() if t != "validation"
     }
     assert fan["summary"]["combinations"] == one["summary"]["combinations"] == 8
     assert fan["summary"]["symbols"] == one["summary"]["symbols"]

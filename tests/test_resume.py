@@ -30,6 +30,7 @@ SORT_KEYS = {
     "summary": ["fast", "slow"],
     "top": ["rank"],
     "equity": ["rank", "date"],
+    "validation": ["n_trials"],  # psr, dsr and the CSCV figures hold on resume too
 }
 
 

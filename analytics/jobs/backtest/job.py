@@ -177,6 +177,8 @@ class Read:
     days_future: Future[Any]
     days: np.ndarray
     counts: list[int]
+    market_future: Future[Any] | None = None
+    market: portfolio.Market | None = None
 
     @property
     def symbols(self) -> int:
@@ -249,13 +251,25 @@ def read(ctx: JobContext) -> Read:
         raise InputError(
             f"no prices for the selected symbols in {span(settings.start, end)}", dataset="prices"
         )
+    # The market (benchmark, universe) before any output: a missing --benchmark fails here.
+    benchmark = options.benchmark or DEFAULT_BENCHMARK
+    parts = [
+        delayed(portfolio.market_part, pure=True)(found.buckets[b], found.days_future, benchmark)
+        for b in found.used
+    ]
+    market = delayed(portfolio.market_series, pure=True)(
+        parts, benchmark, options.benchmark is not None
+    )
+    found.market_future = client.compute(market)
+    _wait([found.market_future], f"{NAME}: benchmark")
+    found.market = found.market_future.result()
     return found
 
 
 @dataclass
 class Planned:
     """Graph 2, built: its futures in order (sweep writes, summaries and the baseline, top, top
-    frame, validation tables, returns parts, the verdict, the market)."""
+    frame, validation tables, returns parts, the verdict)."""
 
     futures: list[Future[Any]]
     keys: list[str]
@@ -288,7 +302,6 @@ def sweep(ctx: JobContext, combos: Combos, got: Read) -> Planned:
     plan = validation_plan(options)
     sweep_validation.check(plan, len(got.days))
     dates = got.days.astype("datetime64[D]")
-    benchmark = options.benchmark or DEFAULT_BENCHMARK
     held: list[Delayed] = []
     writes: list[Delayed] = []
     keys: list[str] = []
@@ -319,13 +332,7 @@ def sweep(ctx: JobContext, combos: Combos, got: Read) -> Planned:
         held.append(delayed(portfolio.hold_chunk, pure=True)(_tree(parts), got.days_future, plan))
     figures = [delayed(portfolio.figures_of, pure=True)(h) for h in held]
     verdict = delayed(sweep_validation.judge, pure=True)(figures, dates, plan)
-    market_parts = [
-        delayed(portfolio.market_part, pure=True)(got.buckets[b], got.days_future, benchmark)
-        for b in used
-    ]
-    market = delayed(portfolio.market_series, pure=True)(
-        market_parts, benchmark, options.benchmark is not None
-    )
+    market = got.market_future
     extras: list[Delayed] = []
     pieces: list[Delayed] = []
     for p, chunk in enumerate(chunks):
@@ -363,7 +370,7 @@ def sweep(ctx: JobContext, combos: Combos, got: Read) -> Planned:
         settings.destination, combos, got.days_future, candidates, options.top
     )
     futures = client.compute(
-        [*writes, *summaries, final[0], final[1], validation, *extras, verdict, market]
+        [*writes, *summaries, final[0], final[1], validation, *extras, verdict]
     )
     if checkpoint is not None:
         if checkpoint.resumed:
@@ -390,8 +397,7 @@ def collect(ctx: JobContext, combos: Combos, got: Read, planned: Planned) -> Job
     top_frame: pd.DataFrame = results[n_all + 1]
     extras = results[n_all + 2 : n_all + 2 + planned.n_extras]
     written += [*extras[0], *extras[1:]]
-    verdict: sweep_validation.Verdict = results[-2]
-    market: portfolio.Market = results[-1]
+    verdict: sweep_validation.Verdict = results[-1]
     first, last = (np.datetime64(int(got.days[i]), "D") for i in (0, -1))
     print(
         f"{NAME}: top {len(top_frame)} of {combination_count(combos):,} {options.strategy} "
@@ -414,7 +420,7 @@ def collect(ctx: JobContext, combos: Combos, got: Read, planned: Planned) -> Job
             "buckets": len(got.used),
             "combination_chunks": planned.chunks,
             "tasks": n + len(planned.reused),
-            "benchmark": market.label,
+            "benchmark": got.market.label if got.market is not None else None,
             "pbo": verdict.cscv.pbo,
             "logit_histogram": logit_histogram(verdict.cscv.logits),
         },

@@ -20,6 +20,13 @@ folder holds a committed run of the same shard with the same options and the sam
 versions (ETag on S3, size and mtime locally) exits 0 at once (:class:`AlreadyCommitted`); one
 whose inputs changed since replaces its folder; one committed with other options is refused. The
 merge refuses shards that read other input file versions than the current ones, naming them.
+
+The sweep's validation needs every combination's daily returns at once, which no shard holds:
+a shard's ``dsr`` and ``validation/`` are over its own combinations only. The merge therefore
+writes ``dsr`` as NaN in ``summary/`` and ``top/`` (``psr`` does not depend on the other trials
+and is kept), keeps one ``buy-and-hold`` baseline row (shard 0's; every shard computes the same
+one), and writes no ``validation/``. ``--walk-forward`` and ``--keep-returns`` are refused with
+``--shard`` and ``--merge-shards``.
 """
 
 from __future__ import annotations
@@ -82,6 +89,12 @@ def prepare(settings: RunSettings, options: Options, total: int) -> tuple[RunSet
     manifest and the report name them)."""
     if options.shard is not None and options.merge_shards is not None:
         raise InputError("give either --shard or --merge-shards, not both")
+    for name, flag in (("walk_forward", "--walk-forward"), ("keep_returns", "--keep-returns")):
+        if getattr(options, name) and (options.shard is not None or options.merge_shards):
+            raise InputError(
+                f"{flag} needs every combination's daily returns in one run: it cannot be "
+                "combined with --shard or --merge-shards; run the sweep unsharded"
+            )
     if options.merge_shards is not None:
         check_count(total, options.merge_shards)
     if options.shard is None:
@@ -214,6 +227,22 @@ def _copy(src: str, target: Destination, table: str, index: int) -> WrittenPart:
     return write_part(target, table, index, _read(src))
 
 
+def _rewrite_summary(
+    src: str, target: Destination, index: int, keep_baseline: bool
+) -> WrittenPart:
+    """A shard's ``summary/`` part with ``dsr`` as NaN (a shard deflates over its own trials
+    only), without its baseline row unless ``keep_baseline`` (a Dask task)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    table = _read(src)
+    if not keep_baseline:
+        table = table.filter(pc.not_equal(table.column("strategy"), portfolio.BASELINE))
+    at = table.schema.get_field_index("dsr")
+    table = table.set_column(at, "dsr", pa.array(np.full(table.num_rows, np.nan)))
+    return write_part(target, portfolio.SUMMARY, index, table)
+
+
 def _read(url: str) -> Any:
     fs, path = open_fs(url)
     with fs.open(path, "rb") as handle:
@@ -238,7 +267,7 @@ def _candidates(
     frame = frame.sort_values("rank", kind="stable").reset_index(drop=True)
     # Shard I's combinations precede shard I+1's, and a shard's ranks keep grid order on ties.
     order = index * top + frame["rank"].to_numpy() - 1
-    chosen = frame.drop(columns="rank").assign(_order=order)
+    chosen = frame.drop(columns="rank").assign(_order=order, dsr=np.nan)
     return portfolio.Candidates(chosen, curves), days
 
 
@@ -269,10 +298,17 @@ def merge(
     _check_same(manifests, own)
     copies = []
     index = dict.fromkeys(COPIED, 0)
-    for manifest in manifests:
+    for shard, manifest in enumerate(manifests):
         for table in COPIED:
             for f in manifest["outputs"].get(table, {}).get("files", []):
-                copies.append(delayed(_copy, pure=True)(f["url"], target, table, index[table]))
+                if table == portfolio.SUMMARY:
+                    copies.append(
+                        delayed(_rewrite_summary, pure=True)(
+                            f["url"], target, index[table], shard == 0
+                        )
+                    )
+                else:
+                    copies.append(delayed(_copy, pure=True)(f["url"], target, table, index[table]))
                 index[table] += 1
     futures = client.compute(copies)
     copied: list[WrittenPart] = client.gather(futures)
