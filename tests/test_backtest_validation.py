@@ -394,3 +394,15 @@ def test_bad_validation_options_exit_2_without_output(
     assert message in result.stderr
     assert read_manifest(str(out)) is None
     assert not (out / "results").exists() and not (out / "_shards").exists()
+
+
+def test_report_has_the_validation_section(noise: Path) -> None:
+    page = (noise / "run" / "report.html").read_text()
+    row = pd.read_parquet(noise / "run" / "validation").iloc[0]
+    assert "Is the best combination luck?" in page
+    assert f"{row['pbo']:.2f}" in page
+    assert "CSCV: logit" in page  # the histogram of the splits' logits
+    assert "Walk-forward folds" in page and "stitched out-of-sample" in page
+    assert '<th class="num">dsr</th>' in page  # DSR in the top table
+    folds = pd.read_parquet(noise / "run" / "walk_forward")
+    assert page.count(str(folds["test_start"].iloc[-1])) >= 1
