@@ -540,6 +540,8 @@ def test_backtest_tca_and_execution_report_tables(
             "slow=20,40",
             "--top",
             "3",
+            "--walk-forward",
+            "3:1",
         ],
         # Another strategy, other parameter columns, the same database tables.
         "bt-b": [
@@ -565,7 +567,11 @@ def test_backtest_tca_and_execution_report_tables(
         job = args[0]
         # The as-of date: --date when given, else the last date of the data.
         as_of = dt.date(2024, 3, 27) if job == "execution-report" else last_day
+        written = read_manifest(out)["outputs"]  # type: ignore[index]
         for table in (t.name for t in jobs.get(job).tables if t.loaded):
+            if run_id == "bt-b" and table in ("walk_forward", "oos_equity"):
+                assert table not in written  # written with --walk-forward only
+                continue
             assert assert_table_loaded(pg_env, schema, out, job, table, as_of) > 0
     # Each backtest row carries its own parameters as JSON text, the key across strategies.
     for run_id, names in (("bt-a", ("fast", "slow")), ("bt-b", ("window", "entry_z", "exit_z"))):
@@ -575,7 +581,9 @@ def test_backtest_tca_and_execution_report_tables(
             f"SELECT parameters, {columns} FROM {schema}.backtest_summary WHERE run_id = %s",
             (run_id,),
         )
-        assert len(rows) == 4
+        # Four combinations and the buy-and-hold baseline, whose parameters are all null.
+        assert len(rows) == 5
+        assert sum(all(v is None for v in values) for _, *values in rows) == 1
         for parameters, *values in rows:
             assert json.loads(parameters) == dict(zip(names, values, strict=True))
     flags = query(pg_env, f"SELECT count(*) FROM {schema}.tca_orders WHERE flag_no_bars IS NULL")
