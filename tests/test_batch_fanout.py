@@ -80,6 +80,20 @@ def _table(out: Path, name: str) -> pd.DataFrame:
     return frame.sort_values(KEYS[name], kind="stable").reset_index(drop=True)
 
 
+def _assert_merged_equals_single(out: Path, single: Path) -> None:
+    """The merged tables are the single run's, but ``dsr``: no shard holds every trial, so the
+    merge cannot deflate, and says so with NaN."""
+    for name in KEYS:
+        merged_table, single_table = _table(out, name), _table(single, name)
+        if "dsr" in merged_table.columns:
+            assert merged_table["dsr"].isna().all() and single_table["dsr"].notna().any()
+            merged_table = merged_table.drop(columns="dsr")
+            single_table = single_table.drop(columns="dsr")
+        pd.testing.assert_frame_equal(
+            merged_table, single_table, check_exact=False, rtol=0, atol=1e-12
+        )
+
+
 @pytest.fixture(scope="module")
 def single(market: Path, scheduler: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("single") / "run"
@@ -99,17 +113,7 @@ def test_shards_then_merge_equal_a_single_run(
     merged = _container(market, out, scheduler, f"--merge-shards {K}", None)
     assert "merged 3 shards" in merged
 
-    for name in KEYS:
-        merged_table, single_table = _table(out, name), _table(single, name)
-        if "dsr" in merged_table.columns:
-            # No shard holds every trial: the merge cannot deflate, and says so with NaN.
-            assert merged_table["dsr"].isna().all() and single_table["dsr"].notna().any()
-            merged_table, single_table = (
-                t.drop(columns="dsr") for t in (merged_table, single_table)
-            )
-        pd.testing.assert_frame_equal(
-            merged_table, single_table, check_exact=False, rtol=0, atol=1e-12
-        )
+    _assert_merged_equals_single(out, single)
     one, fan = read_manifest(str(single)), read_manifest(str(out))
     assert one is not None and fan is not None
     assert fan["job"] == one["job"] == "backtest"
@@ -190,10 +194,7 @@ def test_a_resubmitted_fanout_runs_only_the_failed_shard_and_the_merge(
     redone = read_manifest(shards.shard_url(str(out), 1, K))
     assert redone is not None and redone["run_id"] == "sub-2"
     assert "merged 3 shards" in _container(market, out, scheduler, f"--merge-shards {K}", None)
-    for name in KEYS:
-        pd.testing.assert_frame_equal(
-            _table(out, name), _table(single, name), check_exact=False, rtol=0, atol=1e-12
-        )
+    _assert_merged_equals_single(out, single)
 
 
 def test_merge_refuses_shards_of_other_input_versions_and_a_resubmission_redoes_them(
@@ -222,10 +223,7 @@ def test_merge_refuses_shards_of_other_input_versions_and_a_resubmission_redoes_
         assert redo.code == 0 and "nothing to do" not in redo.stdout, redo.stderr
         assert read_manifest(shards.shard_url(str(out), i, K))["run_id"] == "sub-2"  # type: ignore[index]
     assert run_cli([*merge, *OPTIONS, "--merge-shards", str(K)]).code == 0
-    for name in KEYS:
-        pd.testing.assert_frame_equal(
-            _table(out, name), _table(single, name), check_exact=False, rtol=0, atol=1e-12
-        )
+    _assert_merged_equals_single(out, single)
 
 
 def _shard_argv(data: Path, out: Path, scheduler: str, index: int, run_id: str) -> list[str]:

@@ -28,8 +28,6 @@ def _prepare(settings: RunSettings, options: Options) -> tuple[RunSettings, Opti
 
     combos = build_combinations(registry()[options.strategy], list(options.grid))
     if options.anchored and options.walk_forward is None:
-        from analytics.errors import InputError
-
         raise InputError("--anchored needs --walk-forward TRAIN:TEST")
     settings, options = shards.prepare(settings, options, combination_count(combos))
     if options.as_of_month is not None:
