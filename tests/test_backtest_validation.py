@@ -212,6 +212,7 @@ def test_planted_edge_pbo_near_zero_and_dsr_near_one(edge: Path) -> None:
 def test_returns_table_is_long_and_in_grid_order(noise: Path) -> None:
     frame = pd.read_parquet(noise / "run" / "returns")
     assert list(frame.columns) == [
+        "run_id",  # every table's first column
         "combination",
         "lookback",
         "rebalance",

@@ -353,18 +353,18 @@ def sweep(ctx: JobContext, combos: Combos, got: Read) -> Planned:
         if options.keep_returns:
             extras.append(
                 delayed(portfolio.returns_task, pure=True)(
-                    settings.output_url, p, part_combos, chunk.start, held[p], got.days_future
+                    settings.destination, p, part_combos, chunk.start, held[p], got.days_future
                 )
             )
         if plan.walk_forward is not None:
             pieces.append(delayed(portfolio.pieces_task, pure=True)(held[p], verdict, chunk.start))
     summaries.append(
         delayed(portfolio.baseline_task, pure=True)(
-            settings.output_url, len(chunks), combos, market, _entry_cost(ex)
+            settings.destination, len(chunks), combos, market, _entry_cost(ex)
         )
     )
     validation = delayed(portfolio.validation_task, pure=True)(
-        settings.output_url, combos, verdict, got.days_future, pieces
+        settings.destination, combos, verdict, got.days_future, pieces
     )
     final = delayed(portfolio.top_task, nout=2, pure=True)(
         settings.destination, combos, got.days_future, candidates, options.top

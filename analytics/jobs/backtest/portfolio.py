@@ -153,7 +153,7 @@ def returns_schema(combos: Combos) -> pa.Schema:
 
 
 def returns_task(
-    output_url: str, index: int, combos: Combos, first: int, held: Held, days: IntArray
+    target: Destination, index: int, combos: Combos, first: int, held: Held, days: IntArray
 ) -> WrittenPart:
     """Write one chunk's part of ``returns/`` (``--keep-returns``; a Dask task): long format,
     each combination's dates together, days without a return left out."""
@@ -171,7 +171,7 @@ def returns_task(
     table = pa.table(
         {f.name: pa.array(columns[f.name]).cast(f.type) for f in schema}, schema=schema
     )
-    return write_part(output_url, RETURNS, index, table)
+    return write_part(target, RETURNS, index, table)
 
 
 def pieces_task(held: Held, verdict: sweep_validation.Verdict, first: int) -> dict[int, FloatArray]:
@@ -238,7 +238,7 @@ def market_series(parts: Sequence[MarketPart], benchmark: str, explicit: bool) -
 
 
 def baseline_task(
-    output_url: str, index: int, combos: Combos, market: Market, entry_cost: float
+    target: Destination, index: int, combos: Combos, market: Market, entry_cost: float
 ) -> WrittenPart:
     """Write ``summary/``'s baseline row, strategy ``buy-and-hold`` with null parameters: the
     equal-weighted universe held from the first date, one entry's costs charged then (a Dask
@@ -257,11 +257,11 @@ def baseline_task(
         frame[name] = np.nan
     for name, values in sweep_validation.relative_columns(r, market.benchmark).items():
         frame[name] = values
-    return write_part(output_url, SUMMARY, index, to_arrow(frame, summary_schema(combos)))
+    return write_part(target, SUMMARY, index, to_arrow(frame, summary_schema(combos)))
 
 
 def validation_task(
-    output_url: str,
+    target: Destination,
     combos: Combos,
     verdict: sweep_validation.Verdict,
     days: IntArray,
@@ -271,7 +271,7 @@ def validation_task(
     row, folds, equity = sweep_validation.tables(verdict, days.astype("datetime64[D]"), pieces)
     fields = [pa.field(n, pa.int64() if n.startswith("n_") else pa.float64()) for n in row]
     table = pa.table({n: pa.array([v]) for n, v in row.items()}, schema=pa.schema(fields))
-    parts = [write_part(output_url, VALIDATION, 0, table)]
+    parts = [write_part(target, VALIDATION, 0, table)]
     if not verdict.walk_forward:
         return parts
     at = folds["combination"].to_numpy()
@@ -288,9 +288,9 @@ def validation_task(
             *(pa.field(n, pa.float64()) for n in sweep_validation.FOLD_FIGURES),
         ]
     )
-    parts.append(write_part(output_url, WALK_FORWARD, 0, to_arrow(frame, schema)))
+    parts.append(write_part(target, WALK_FORWARD, 0, to_arrow(frame, schema)))
     oos = pa.schema([pa.field("date", pa.date32()), pa.field("equity", pa.float64())])
-    parts.append(write_part(output_url, OOS_EQUITY, 0, to_arrow(equity, oos)))
+    parts.append(write_part(target, OOS_EQUITY, 0, to_arrow(equity, oos)))
     return parts
 
 

@@ -227,9 +227,7 @@ def _copy(src: str, target: Destination, table: str, index: int) -> WrittenPart:
     return write_part(target, table, index, _read(src))
 
 
-def _rewrite_summary(
-    src: str, target: Destination, index: int, keep_baseline: bool
-) -> WrittenPart:
+def _rewrite_summary(src: str, target: Destination, index: int, keep_baseline: bool) -> WrittenPart:
     """A shard's ``summary/`` part with ``dsr`` as NaN (a shard deflates over its own trials
     only), without its baseline row unless ``keep_baseline`` (a Dask task)."""
     import pyarrow as pa
