@@ -13,7 +13,10 @@ from analytics.jobs.contract import JobSpec, RunSettings
 from analytics.options import add_options
 from finbatch.settings import LOG_FORMATS, LOG_LEVELS, ClusterSettings, DbSettings
 
-EPILOG = "Exit codes: 0 success, 2 bad arguments or bad input, 1 any other failure."
+EPILOG = (
+    "Exit codes: 0 success, 2 bad arguments or bad input, 75 storage or the database kept "
+    "failing past their retries (a later attempt may succeed), 1 any other failure."
+)
 
 
 def suggestion(word: str, known: Iterable[str]) -> str:
