@@ -189,9 +189,16 @@ def test_reports_render_offline_with_their_charts(runs: dict[str, Path]) -> None
         # backtest chart (exceptions as points) each.
         "risk": {"svg": 12, "markers": 16, "bars": 4 * 15},
         # The top combination against SPX and buy-and-hold, its monthly returns, its rolling
-        # Sharpe ratio, and the heatmap of 4 fast x 4 slow values.
+        # Sharpe ratio, the heatmap of 4 fast x 4 slow values, and the validation's histogram of
+        # the CSCV logits.
         "backtest": {
-            "kinds": ["cumulative", "monthly-heatmap", "rolling-sharpe", "parameter-heatmap"]
+            "kinds": [
+                "cumulative",
+                "monthly-heatmap",
+                "rolling-sharpe",
+                "parameter-heatmap",
+                "histogram",
+            ]
         },
         # A box per broker, a point per order; fill rate and cost bars per broker.
         "tca": {"svg": 2},
@@ -327,6 +334,7 @@ def test_tear_sheet_sections_and_inline_charts(runs: dict[str, Path]) -> None:
         "Top combination against the benchmark and buy-and-hold",
         "Portfolio Sharpe ratio over the parameters",
         "Top combinations by portfolio Sharpe ratio",
+        "Is the best combination luck?",
     ]
     # Set: the input, output, run id, scheduler, strategy, grid, top and fees; the default
     # slippage (0) and workers (not given) are in the fold.
@@ -479,7 +487,8 @@ def test_risk_scenarios_match_a_direct_computation(runs: dict[str, Path], market
 
 def test_backtest_heatmap_is_the_summarys_sharpe(runs: dict[str, Path]) -> None:
     view = RunView.load(str(runs["backtest"]))
-    summary = view.table("summary").to_pandas()
+    whole = view.table("summary").to_pandas()
+    summary = whole[whole["strategy"] != "buy-and-hold"]  # the baseline row is not a trial
     top = view.table("top").to_pandas().sort_values("rank")
     grid = backtest_report.sharpe_grid(summary, "fast", "slow")
     # One cell per (slow, fast) pair of the sweep: fast 10..40 x slow 30..60, where (30, 30),
@@ -491,7 +500,9 @@ def test_backtest_heatmap_is_the_summarys_sharpe(runs: dict[str, Path]) -> None:
         assert grid.loc[row.slow, row.fast] == row.sharpe
     assert np.nanmax(grid.to_numpy()) == top["sharpe"].iloc[0]  # the best cell is rank 1
     # The chart says so: its legend names the grey cells' rule and the best cell.
-    heatmap = charts_of(runs["backtest"])[-1]
+    (heatmap,) = [
+        c for c in charts_of(runs["backtest"]) if c.get("data-kind") == "parameter-heatmap"
+    ]
     assert heatmap.get("data-kind") == "parameter-heatmap"
     texts = ["".join(t.itertext()) for t in heatmap.iter("text")]
     best = top.iloc[0]
