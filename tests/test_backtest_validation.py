@@ -19,6 +19,9 @@ from scipy import stats
 
 from tests.conftest import read_manifest, run_cli
 
+# Sweeps with 12,870-split checks against plain loops: outside the fast lane.
+pytestmark = pytest.mark.slow
+
 SYMBOLS = 4
 START, END = "2018-01-01", "2020-12-31"
 LOOKBACKS = "lookback=1:24:1"  # 24 combinations

@@ -21,6 +21,9 @@ import pytest
 from analytics.jobs.backtest import shards
 from tests.conftest import read_manifest, run_cli
 
+# Separate processes for every shard and the merge, run twice: outside the fast lane.
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[1]
 K = 3
 OPTIONS = [

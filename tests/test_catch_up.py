@@ -17,6 +17,9 @@ from analytics import sessions
 from analytics.errors import InputError
 from tests.conftest import read_manifest, run_cli
 
+# Several whole runs per test: outside the fast lane.
+pytestmark = pytest.mark.slow
+
 D = dt.date.fromisoformat
 
 

@@ -22,6 +22,9 @@ from analytics.generate.daily import initial_state, make_universe, simulate_year
 from analytics.jobs.portfolio_backtest.kernel import Panel, Rules, simulate
 from tests.test_portfolio_vectorbt import reference_orders, stdev
 
+# A plain day-by-day reference loop over generated markets: outside the fast lane.
+pytestmark = pytest.mark.slow
+
 COMBOS: Mapping[str, list[dict[str, float]]] = {
     "xs-momentum": [
         {"lookback": 60, "skip": 5, "quantile": 0.2, "rebalance": 10},

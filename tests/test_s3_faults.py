@@ -29,6 +29,9 @@ from analytics.run.manifest import MANIFEST
 from tests.conftest import read_manifest, run_cli
 from tests.s3proxy import FaultProxy, Rule, fault_proxy
 
+# Retries against a fault-injecting proxy wait out their back-off: outside the fast lane.
+pytestmark = pytest.mark.slow
+
 PRICE_KEY = "prices/year=2024/part-0.parquet"
 
 

@@ -24,6 +24,9 @@ from analytics.run.manifest import MANIFEST
 from tests.conftest import read_manifest, run_cli
 from tests.postgres import Server, local_postgres, start, stop
 
+# A database outage waited out through the sink's retries: outside the fast lane.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def postgres() -> Iterator[Server]:
