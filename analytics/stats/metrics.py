@@ -174,6 +174,36 @@ def conditional_value_at_risk(returns: Array, *, quantile: float = TAIL_QUANTILE
     return _enough(returns, tail_sum[..., 0] / k)
 
 
+#: The return metrics a sweep's tables carry, in their column order.
+SWEEP_METRICS = (
+    "total_return",
+    "annual_return",
+    "annual_volatility",
+    "sharpe",
+    "sortino",
+    "max_drawdown",
+    "calmar",
+)
+
+
+def sweep_metrics(
+    returns: Array, *, periods_per_year: int, names: tuple[str, ...] = SWEEP_METRICS
+) -> dict[str, Array]:
+    """The metrics ``names`` (of :data:`SWEEP_METRICS`) of each series of ``returns``, by the
+    functions above: what the backtest and portfolio-backtest tables share."""
+    ppy = periods_per_year
+    every = {
+        "total_return": total_return,
+        "annual_return": lambda r: annual_return(r, periods_per_year=ppy),
+        "annual_volatility": lambda r: annual_volatility(r, periods_per_year=ppy),
+        "sharpe": lambda r: sharpe_ratio(r, periods_per_year=ppy),
+        "sortino": lambda r: sortino_ratio(r, periods_per_year=ppy),
+        "max_drawdown": max_drawdown,
+        "calmar": lambda r: calmar_ratio(r, periods_per_year=ppy),
+    }
+    return {name: every[name](returns) for name in names}
+
+
 def performance_summary(
     returns: Array, benchmark: Array, *, periods_per_year: int
 ) -> dict[str, Array]:

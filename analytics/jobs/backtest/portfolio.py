@@ -54,12 +54,11 @@ def summary_frame(
     :func:`daily_returns` of ``part``, when already computed)."""
     r = daily_returns(part) if returns is None else returns
     frame = pd.DataFrame({"strategy": strategy, **{n: np.asarray(v) for n, v in combos.items()}})
-    frame["total_return"] = metrics.total_return(r)
-    frame["annual_return"] = metrics.annual_return(r, periods_per_year=PPY)
-    frame["annual_volatility"] = metrics.annual_volatility(r, periods_per_year=PPY)
-    frame["sharpe"] = metrics.sharpe_ratio(r, periods_per_year=PPY)
-    frame["sortino"] = metrics.sortino_ratio(r, periods_per_year=PPY)
-    frame["max_drawdown"] = metrics.max_drawdown(r)
+    # backtest's summary has no calmar column (its contract's columns)
+    for name, values in metrics.sweep_metrics(
+        r, periods_per_year=PPY, names=metrics.SWEEP_METRICS[:-1]
+    ).items():
+        frame[name] = values
     frame["n_trades"] = part.n_trades
     with np.errstate(invalid="ignore", divide="ignore"):
         frame["win_rate"] = part.n_wins / part.n_closed

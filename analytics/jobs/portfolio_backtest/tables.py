@@ -97,13 +97,8 @@ def results_frame(strategy: str, combos: Combos, runs: ChunkRuns) -> pd.DataFram
     """One row per combination: its parameters, its metrics, its turnover, counts and costs."""
     r = runs.returns
     frame = pd.DataFrame({"strategy": strategy, **{n: np.asarray(v) for n, v in combos.items()}})
-    frame["total_return"] = metrics.total_return(r)
-    frame["annual_return"] = metrics.annual_return(r, periods_per_year=PPY)
-    frame["annual_volatility"] = metrics.annual_volatility(r, periods_per_year=PPY)
-    frame["sharpe"] = metrics.sharpe_ratio(r, periods_per_year=PPY)
-    frame["sortino"] = metrics.sortino_ratio(r, periods_per_year=PPY)
-    frame["max_drawdown"] = metrics.max_drawdown(r)
-    frame["calmar"] = metrics.calmar_ratio(r, periods_per_year=PPY)
+    for name, values in metrics.sweep_metrics(r, periods_per_year=PPY).items():
+        frame[name] = values
     for name in RUN_STATS:
         frame[name] = runs.stats[name]
     return frame
