@@ -48,6 +48,7 @@ from analytics.jobs.backtest.strategies import registry
 from analytics.jobs.backtest.strategies._base import Combos
 from analytics.jobs.backtest.sweep import Sweep, combine_all, sweep_task
 from analytics.jobs.contract import JobContext, JobResult, RunSettings
+from analytics.jobs.tasks import SECONDS_PER_INPUT_BYTE, buckets_within, task_cap
 from analytics.run.display import wait_with_progress
 from analytics.run.execute import parameters
 from analytics.run.folder import WrittenPart
@@ -67,6 +68,12 @@ PORTFOLIO_CELLS = 8 * 2**20
 MIN_TASKS_PER_THREAD = 3
 #: Parts added per step of the reduction tree.
 FAN_IN = 8
+#: Seconds of one core per day x symbol x combination (docs/performance.md: the kernel's
+#: 35,014 backtests/s/core over 2,520 days): the work the scheduler cap weighs.
+SECONDS_PER_CELL = 1.1e-8
+#: Tasks per (bucket, chunk): the sweep task and its two outputs, with a share of the chunk's
+#: reduction and summary.
+TASKS_PER_SWEEP = 4
 #: A graph that finishes within this many seconds is waited for without the progress feed
 #: (whose off-terminal updates come once a second, so it would add up to a second per wait).
 QUIET_WAIT_S = 3.0
@@ -111,6 +118,18 @@ def combinations_per_chunk(
     if buckets * math.ceil(combos / per_chunk) < MIN_TASKS_PER_THREAD * threads:
         per_chunk = max(1, math.ceil(combos / math.ceil(MIN_TASKS_PER_THREAD * threads / buckets)))
     return per_chunk
+
+
+def scheduler_bound(
+    per_chunk: int, combos: int, days: int, symbols: int, buckets: int, threads: int
+) -> int:
+    """At least ``per_chunk`` combinations a chunk, more when the (bucket, chunk) tasks would be
+    more than the scheduler keeps up with (:func:`analytics.jobs.tasks.task_cap`), never more
+    than ``PORTFOLIO_CELLS`` allows."""
+    work = combos * days * symbols * SECONDS_PER_CELL
+    chunks = max(1, task_cap(work, threads) // (TASKS_PER_SWEEP * max(1, buckets)))
+    by_memory = max(1, PORTFOLIO_CELLS // max(1, days))
+    return max(1, min(combos, max(per_chunk, min(by_memory, math.ceil(combos / chunks)))))
 
 
 def validation_plan(options: Options) -> sweep_validation.Plan:
@@ -218,7 +237,10 @@ def read(ctx: JobContext) -> Read:
     sel = with_bad_rows(Selection(settings.start, end, settings.symbols), settings.on_bad_rows)
     files = list_files(settings.input_url, "prices", sel)
     urls = [f.url for f in files]
-    n_buckets = bucket_count(files)
+    size = sum(f.size for f in files)
+    threads = sum(client.nthreads().values()) or 1
+    cap = task_cap(size * SECONDS_PER_INPUT_BYTE, threads)
+    n_buckets = buckets_within(bucket_count(files), len(files), size, cap)
     if checkpoint is not None:
         checkpoint.begin({"prices": files}, {"buckets": n_buckets})
         n_buckets = int(checkpoint.plan["buckets"])  # a resumed run keeps its names
@@ -292,9 +314,11 @@ def sweep(ctx: JobContext, combos: Combos, got: Read) -> Planned:
     )
     threads = sum(client.nthreads().values()) or 1
     used = got.used
+    total = combination_count(combos)
     per_chunk = combinations_per_chunk(
-        combination_count(combos), len(got.days), got.symbols / len(used), len(used), threads
+        total, len(got.days), got.symbols / len(used), len(used), threads
     )
+    per_chunk = scheduler_bound(per_chunk, total, len(got.days), got.symbols, len(used), threads)
     if checkpoint is not None:  # depends on the cluster's threads: a resumed run keeps it
         per_chunk = int(checkpoint.settle("per_chunk", per_chunk))
     chunks = portfolio.combination_slices(combination_count(combos), per_chunk)

@@ -34,6 +34,7 @@ from analytics.errors import InputError
 from analytics.jobs.contract import JobContext, JobResult
 from analytics.jobs.market_performance import kernel as pk
 from analytics.jobs.market_performance.options import Options
+from analytics.jobs.tasks import SECONDS_PER_INPUT_BYTE, buckets_within, task_cap
 from analytics.run.display import wait_with_progress
 from analytics.run.folder import Destination, WrittenPart, to_arrow, write_part
 from analytics.run.resume import Checkpoint, load_arrays
@@ -53,6 +54,15 @@ def bucket_count(files: Sequence[DataFile], total_threads: int) -> int:
     """Enough buckets to keep every thread busy and each bucket's memory small."""
     by_size = math.ceil(sum(f.size for f in files) / BYTES_PER_BUCKET)
     return max(1, min(4096, max(2 * total_threads, by_size)))
+
+
+def scheduler_bound(n: int, files: Sequence[DataFile], total_threads: int) -> int:
+    """At most ``n`` buckets, and no more than the scheduler keeps up with
+    (:func:`analytics.jobs.tasks.task_cap` and :func:`~analytics.jobs.tasks.buckets_within`)."""
+    size = sum(f.size for f in files)
+    return buckets_within(
+        n, len(files), size, task_cap(size * SECONDS_PER_INPUT_BYTE, total_threads)
+    )
 
 
 def _bucket_returns(urls: Sequence[str], *pieces: buckets.Rows) -> pk.Returns:
@@ -105,7 +115,7 @@ def run(ctx: JobContext) -> JobResult:
     files = list_files(settings.input_url, "prices", sel)
     urls = [f.url for f in files]
     threads = sum(client.nthreads().values()) or 1
-    n = bucket_count(files, threads)
+    n = scheduler_bound(bucket_count(files, threads), files, threads)
     known: pk.Benchmark | None = None
     finished: dict[int, dict[str, Any]] = {}
     if checkpoint is not None:

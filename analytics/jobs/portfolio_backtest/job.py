@@ -40,6 +40,7 @@ from analytics.jobs.portfolio_backtest.options import Options
 from analytics.jobs.portfolio_backtest.panel import Panel
 from analytics.jobs.portfolio_backtest.scores import Rules
 from analytics.jobs.portfolio_backtest.simulate import simulate
+from analytics.jobs.tasks import task_cap
 from analytics.run.display import wait_with_progress
 from analytics.run.folder import WrittenPart
 
@@ -50,6 +51,11 @@ COLUMNS = ("open", "close", "volume")
 MIN_TASKS_PER_THREAD = 3
 #: Combinations x dates of one chunk's returns at most (float64): 64 MiB.
 CHUNK_CELLS = 8 * 2**20
+#: Seconds of one core per combination x symbol x date (docs/performance.md: the kernel's 18.8
+#: combinations/s/core on 500 symbols x 2,516 sessions): the work the scheduler cap weighs.
+SECONDS_PER_CELL = 4.2e-8
+#: Tasks per chunk: the simulation, the results, and their two outputs.
+TASKS_PER_CHUNK = 4
 #: A graph that finishes within this many seconds is waited for without the progress feed.
 QUIET_WAIT_S = 3.0
 
@@ -102,6 +108,16 @@ def combinations_per_chunk(combos: int, dates: int, threads: int) -> int:
     by_threads = math.ceil(combos / (MIN_TASKS_PER_THREAD * max(1, threads)))
     by_memory = max(1, CHUNK_CELLS // max(1, dates))
     return max(1, min(by_threads, by_memory))
+
+
+def scheduler_bound(per_chunk: int, combos: int, dates: int, symbols: int, threads: int) -> int:
+    """At least ``per_chunk`` combinations a chunk, more when the chunks' tasks would be more
+    than the scheduler keeps up with (:func:`analytics.jobs.tasks.task_cap`), never more than
+    ``CHUNK_CELLS`` allows."""
+    work = combos * dates * symbols * SECONDS_PER_CELL
+    chunks = max(1, task_cap(work, threads) // TASKS_PER_CHUNK)
+    by_memory = max(1, CHUNK_CELLS // max(1, dates))
+    return max(1, min(combos, max(per_chunk, min(by_memory, math.ceil(combos / chunks)))))
 
 
 def simulate_task(
@@ -168,7 +184,9 @@ def run(ctx: JobContext) -> JobResult:
     dates = client.submit(_dates, panel)
     total = combination_count(combos)
     threads = sum(client.nthreads().values()) or 1
-    per_chunk = combinations_per_chunk(total, n_dates, threads)
+    per_chunk = scheduler_bound(
+        combinations_per_chunk(total, n_dates, threads), total, n_dates, n_symbols, threads
+    )
     chunks = [slice(i, min(total, i + per_chunk)) for i in range(0, total, per_chunk)]
     writes, candidates = [], []
     for p, chunk in enumerate(chunks):

@@ -1,0 +1,168 @@
+"""bench/scale_model.py: its graphs are the jobs' graphs (the same task count as a real run),
+and the scheduler cap of analytics/jobs/tasks.py."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pytest
+from distributed import LocalCluster
+from distributed.diagnostics.plugin import SchedulerPlugin
+
+from analytics.data.datasets import Selection, list_files
+from analytics.jobs import tasks
+from bench import scale_model
+from tests.conftest import run_cli
+
+
+class Seen(SchedulerPlugin):
+    """The keys the scheduler sent to a worker (each task once, however often it ran)."""
+
+    def __init__(self) -> None:
+        self.keys: set[Any] = set()
+
+    def transition(self, key: Any, start: str, finish: str, *args: Any, **kwargs: Any) -> None:
+        if finish == "processing":
+            self.keys.add(key)
+
+
+@pytest.fixture(scope="module")
+def counted() -> Iterator[tuple[str, Seen]]:
+    """Two worker processes of one thread (the model's 2 nodes x 1 thread), and the plugin."""
+    with LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address="127.0.0.1:0",
+        silence_logs=logging.ERROR,
+    ) as cluster:
+        seen = Seen()
+        cluster.scheduler.add_plugin(seen)
+        yield cluster.scheduler_address, seen
+
+
+def _data(market: Path) -> scale_model.Data:
+    """The model's input from the fixture's own files: the listing, the symbols, the sessions
+    (read here with pyarrow, apart from the jobs)."""
+    files = list_files(str(market), "prices", Selection())
+    table = ds.dataset(str(market / "prices"), format="parquet", partitioning="hive").to_table(
+        columns=["symbol", "date"]
+    )
+    names = sorted(str(s) for s in pc.unique(table.column("symbol")).to_pylist())
+    days = len(pc.unique(table.column("date")))
+    return scale_model.Data(files, names, days, bytes_per_row=29.0)
+
+
+def _run(address: str, seen: Seen, args: list[str]) -> int:
+    seen.keys.clear()
+    result = run_cli([*args, "--scheduler", address, "--run-id", "scale"])
+    assert result.code == 0, result.stderr
+    return len(seen.keys)
+
+
+def test_market_performance_graph_is_the_jobs(
+    counted: tuple[str, Seen], market: Path, tmp_path: Path
+) -> None:
+    address, seen = counted
+    ran = _run(
+        address, seen, ["market-performance", "--input", str(market), "--output", str(tmp_path)]
+    )
+    assert ran == len(scale_model.market_performance(_data(market), threads=2))
+
+
+def test_backtest_graph_is_the_jobs(
+    counted: tuple[str, Seen], market: Path, tmp_path: Path
+) -> None:
+    address, seen = counted
+    grid = ["--grid", "fast=2:8:1", "--grid", "slow=10,20"]  # 7 x 2 = 14 combinations
+    args = [
+        "backtest",
+        "--input",
+        str(market),
+        "--output",
+        str(tmp_path),
+        "--strategy",
+        "sma-cross",
+    ]
+    ran = _run(address, seen, [*args, *grid])
+    assert ran == len(scale_model.backtest(_data(market), 14, threads=2))
+
+
+def test_portfolio_backtest_graph_is_the_jobs(
+    counted: tuple[str, Seen], market: Path, tmp_path: Path
+) -> None:
+    address, seen = counted
+    grid = ["--grid", "lookback=20,40,60", "--grid", "skip=0,5", "--grid", "rebalance=5,10"]
+    args = ["portfolio-backtest", "--input", str(market), "--output", str(tmp_path)]
+    ran = _run(address, seen, [*args, "--strategy", "xs-momentum", *grid])
+    assert ran == len(scale_model.portfolio_backtest(_data(market), 12, threads=2))
+
+
+def test_task_cap_by_hand() -> None:
+    # 1,000 s on 64,000 threads: sqrt(0.25 x 1,000 / 0.002) = 353.6 -> 353 (fewer than threads).
+    assert tasks.task_cap(1000.0, 64_000) == 353
+    # 1e6 s on 100 threads: sqrt(1.25e8) = 11,180 > 100, so 0.25 x 1e6 / (100 x 0.002) = 1.25e6.
+    assert tasks.task_cap(1e6, 100) == 1_250_000
+    # 1 s on 2 threads: sqrt(125) = 11, raised to the floor of 128.
+    assert tasks.task_cap(1.0, 2) == tasks.MIN_TASKS == 128
+
+
+def test_buckets_within_by_hand() -> None:
+    mib = 2**20
+    # 128 tasks for 20 files: 128 // 23 = 5 buckets, but 697 MiB needs ceil(697 / 128) = 6.
+    assert tasks.buckets_within(43, 20, 697 * mib, 128) == 6
+    # Room for 1,000 tasks: 1,000 // 23 = 43, so the 43 wanted stay.
+    assert tasks.buckets_within(43, 20, 697 * mib, 1000) == 43
+
+
+def test_portfolio_chunks_at_1000_nodes_by_hand() -> None:
+    from analytics.jobs.portfolio_backtest import job as pjob
+
+    # 10,000 x 5,040 x 5,000 cells x 4.2e-8 s = 10,584 s; the cap sqrt(0.25 x 10,584 / 0.002)
+    # = 1,150 tasks, 4 a chunk: 287 chunks, ceil(10,000 / 287) = 35 a chunk (the threads' rule
+    # wanted 1; the memory bound is 8 Mi / 5,040 = 1,664).
+    wanted = pjob.combinations_per_chunk(10_000, 5040, 64_000)
+    assert wanted == 1
+    assert pjob.scheduler_bound(wanted, 10_000, 5040, 5000, 64_000) == 35
+    # ceil(10,000 / 35) = 286 chunks: 20 reads, the panel and its 4 small tasks, the top.
+    g = scale_model.portfolio_backtest(scale_model.synthetic(5000, 20, 29.0), 10_000, 64_000)
+    assert len(g) == 20 + 6 + 4 * 286
+
+
+def test_measure_by_hand() -> None:
+    g = scale_model.Graph()
+    a = g.add("read", out=100, cost=1.0, read=1000)  # node 0
+    b = g.add("read", out=200, cost=2.0)  # node 1
+    c = g.add("bucket", [a, b], out=10, cost=3.0)  # the layer's first: node 0
+    g.add("light", [c], near=c)  # node 0, beside c
+    p = g.add("panel", [c], out=50)  # node 0, replicated
+    g.replicated.add(p)
+    g.add("use", [p])  # node 0: nothing fetched (replicated)
+    f = scale_model.measure(g, nodes=2, threads_per_node=1)
+    assert (f.tasks, f.edges) == (6, 5)
+    # b's 200 bytes fetched by node 0 for c; the panel's 50 copied to the 1 other node.
+    assert f.moved == 200 + 50
+    # a reads 1,000 bytes from storage; c's inputs are 100 + 200.
+    assert f.largest_input == 1000
+    # work 6 s on 2 threads = 3 s; the critical path is b then c: 2 + 3 = 5 s.
+    assert f.work_s == 6.0 and f.compute_wall_s == 5.0
+
+
+def test_scheduler_under_half_busy_at_1000_nodes() -> None:
+    # The model's graphs for 5,000 symbols x 20 years x 10,000 combinations on 1,000 nodes of
+    # 64 threads keep the scheduler under half busy at twice the rule's overhead per task.
+    data = scale_model.synthetic(5000, 20, 29.0)
+    for name, build in scale_model.JOBS.items():
+        f = scale_model.measure(build(data, 10_000, 64_000, True), 1000, 64)
+        busy = f.tasks * 2 * tasks.TASK_OVERHEAD_S
+        assert busy / max(f.compute_wall_s, busy) < 0.5, (name, f)
+        # Before the cap the same graphs kept it more than half busy.
+        g = build(data, 10_000, 64_000, False)
+        f = scale_model.measure(g, 1000, 64)
+        assert len(g) * tasks.TASK_OVERHEAD_S > 0.5 * f.compute_wall_s, name
