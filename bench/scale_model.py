@@ -14,18 +14,22 @@ The model (each figure's assumptions, also in ``docs/performance.md``):
 - sizes: a row of ``prices`` is ``--bytes-per-row`` bytes of Parquet (29: the generated 5,000 x
   20 years, 686 MiB for 24.8 M rows); in memory a row of a bucket is 12 bytes (symbol code,
   day, file index) + 8 per float column; a symbol name 60 bytes; a written part's descriptor
-  1 KB. A backtest chunk's portfolio part is days x combinations x 16 bytes; a portfolio-backtest
-  chunk's runs days x combinations x 16 bytes; the panel dates x symbols x 3 columns x 8 bytes.
+  1 KB. A backtest (bucket, chunk) task's portfolio part is days x combinations x 8 bytes; a
+  portfolio-backtest chunk's runs days x combinations x 16 bytes (returns and equity); a chunk's
+  best ``--top`` 10 hand back their equity curves; the panel is 7 times its close matrix
+  (dates x symbols x 8 bytes: inputs and derived grids, docs/jobs/portfolio-backtest.md).
 - placement: one worker of 64 threads per node. Heavy tasks of a layer (reads, buckets, sweep
   and simulation chunks, reductions) are spread over the nodes in submission order, as the
   scheduler's balancing and work stealing end up doing; a light task (an output's selection, a
   bucket's benchmark part or metrics) runs where its one input is. An output is fetched once by
   each other node that runs a task needing it; the portfolio-backtest panel is replicated to
   every node once (the job calls ``replicate``). Reads from storage are not moved bytes.
-- work: each job's constant from ``docs/performance.md`` (``SECONDS_PER_BYTE``,
-  ``SECONDS_PER_CELL`` in the jobs), split over its heavy tasks; the compute wall time is the
-  larger of work / threads and the graph's critical path (longest chain of task times).
-- scheduler: tasks x the measured ms per task (serial, one scheduler); busy share = scheduler
+- work: the constants the jobs' rules use, from ``docs/performance.md``
+  (:data:`analytics.jobs.tasks.SECONDS_PER_INPUT_BYTE`, split in three over reading, bucketing
+  and the per-bucket work; each sweep's ``SECONDS_PER_CELL``), on the heavy tasks; the compute
+  wall time is the larger of work / threads and the graph's critical path (the longest chain
+  of task times).
+- scheduler: tasks x the measured wall ms per task (serial, one scheduler); busy share = scheduler
   time / the wall time, where the wall time is the larger of the compute wall time and the
   scheduler's time (a share of 1.00 means the scheduler sets the pace).
 
@@ -65,6 +69,8 @@ FLOAT = 8
 NAME_BYTES = 60
 #: A written part's descriptor, a small result (a benchmark's label, a count).
 SMALL = 1024
+#: The portfolio-backtest panel's bytes per close (inputs and derived grids).
+PANEL_FACTOR = 7
 #: A chunk's best combinations handed to the top task (rows and equity curves): ``--top``.
 TOP_ROWS = 10
 
@@ -250,9 +256,8 @@ def portfolio_backtest(data: Data, combos: int, threads: int, capped: bool = Tru
         )
         for f in data.files
     ]
-    panel = g.add(
-        "panel", reads, data.days * symbols * columns * FLOAT, total * SECONDS_PER_INPUT_BYTE / 3
-    )
+    panel_bytes = data.days * symbols * FLOAT * PANEL_FACTOR
+    panel = g.add("panel", reads, panel_bytes, total * SECONDS_PER_INPUT_BYTE / 3)
     g.replicated.add(panel)
     g.add("is-empty", [panel], SMALL, near=panel)
     g.add("shape", [panel], SMALL, near=panel)
@@ -313,9 +318,10 @@ def _noop(i: int) -> int:
     return i
 
 
-def task_overhead(tasks: int, workers: int = 2) -> float:
+def task_overhead(tasks: int, workers: int = 2) -> tuple[float, float]:
     """Seconds per no-op task through a real distributed scheduler (a LocalCluster of worker
-    processes over loopback TCP), after a warm-up batch."""
+    processes over loopback TCP), after a warm-up batch: wall time, and the CPU time of this
+    process (the scheduler and the client; the workers are other processes)."""
     import logging
 
     from distributed import Client, LocalCluster, wait
@@ -326,15 +332,15 @@ def task_overhead(tasks: int, workers: int = 2) -> float:
             threads_per_worker=1,
             processes=True,
             host="127.0.0.1",
-            dashboard_address=None,
-            silence_logs=logging.ERROR,
+            dashboard_address="127.0.0.1:0",
+            silence_logs=logging.CRITICAL,  # a worker's heartbeat may fail as the cluster stops
         ) as cluster,
         Client(cluster) as client,
     ):
         wait(client.map(_noop, range(200), key=[f"warm-{i}" for i in range(200)]))
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         wait(client.map(_noop, range(tasks), pure=False))
-        return (time.perf_counter() - start) / tasks
+        return (time.perf_counter() - start) / tasks, (time.process_time() - cpu) / tasks
 
 
 def _bytes(n: float) -> str:
@@ -406,9 +412,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{load[0]:.1f} {load[1]:.1f} {load[2]:.1f}",
         flush=True,
     )
-    overhead = task_overhead(args.noop_tasks)
+    overhead, cpu = task_overhead(args.noop_tasks)
     print(
-        f"scheduler overhead: {overhead * 1e3:.3f} ms per no-op task ({args.noop_tasks:,} tasks, "
+        f"scheduler overhead: {overhead * 1e3:.3f} ms of wall time per no-op task "
+        f"({cpu * 1e3:.3f} ms of the scheduler's and client's CPU; {args.noop_tasks:,} tasks, "
         f"LocalCluster of 2 worker processes); load average now {os.getloadavg()[0]:.1f}",
         flush=True,
     )

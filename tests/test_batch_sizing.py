@@ -58,7 +58,7 @@ def test_backtests_per_node_rule(s3_market: str) -> None:
     assert result.code == 0, result.stderr
     # The generated market has its symbols (and an index) in every year's file.
     symbols = pd.read_parquet(f"{s3_market}/prices/year=2024")["symbol"].nunique()
-    # 19 x 2 = 38 combinations (every fast < slow) x the symbols: under 20,000 per node, so
+    # 19 x 2 = 38 combinations (every fast < slow) x the symbols: under 10,000,000 per node, so
     # the minimum 2; at 100 per node, ceil(symbols x 38 / 100).
     assert f"{symbols} symbols x 38 combinations = {symbols * 38:,} backtests" in result.stderr
     assert json.loads(result.stdout)["nodeOverrides"]["numNodes"] == 2
