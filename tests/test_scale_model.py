@@ -1,5 +1,5 @@
-"""bench/scale_model.py: its graphs are the jobs' graphs (the same task count as a real run),
-and the scheduler cap of analytics/jobs/tasks.py."""
+"""bench/scale_model.py: its graphs are the jobs' graphs (the same tasks and dependencies as
+the scheduler sees in a real run), its measures, and the scheduler cap of analytics/jobs/tasks.py."""
 
 from __future__ import annotations
 
@@ -21,14 +21,16 @@ from tests.conftest import run_cli
 
 
 class Seen(SchedulerPlugin):
-    """The keys the scheduler sent to a worker (each task once, however often it ran)."""
+    """The tasks the scheduler sent to a worker (each once, however often it ran) and the
+    number of their dependencies."""
 
-    def __init__(self) -> None:
-        self.keys: set[Any] = set()
+    def __init__(self, scheduler: Any) -> None:
+        self.scheduler = scheduler
+        self.deps: dict[Any, int] = {}
 
     def transition(self, key: Any, start: str, finish: str, *args: Any, **kwargs: Any) -> None:
         if finish == "processing":
-            self.keys.add(key)
+            self.deps[key] = len(self.scheduler.tasks[key].dependencies)
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +44,7 @@ def counted() -> Iterator[tuple[str, Seen]]:
         dashboard_address="127.0.0.1:0",
         silence_logs=logging.ERROR,
     ) as cluster:
-        seen = Seen()
+        seen = Seen(cluster.scheduler)
         cluster.scheduler.add_plugin(seen)
         yield cluster.scheduler_address, seen
 
@@ -59,11 +61,16 @@ def _data(market: Path) -> scale_model.Data:
     return scale_model.Data(files, names, days, bytes_per_row=29.0)
 
 
-def _run(address: str, seen: Seen, args: list[str]) -> int:
-    seen.keys.clear()
+def _run(address: str, seen: Seen, args: list[str]) -> tuple[int, int]:
+    """The tasks and edges the scheduler saw for one run of the command line."""
+    seen.deps.clear()
     result = run_cli([*args, "--scheduler", address, "--run-id", "scale"])
     assert result.code == 0, result.stderr
-    return len(seen.keys)
+    return len(seen.deps), sum(seen.deps.values())
+
+
+def _size(g: scale_model.Graph) -> tuple[int, int]:
+    return len(g), sum(map(len, g.deps))
 
 
 def test_market_performance_graph_is_the_jobs(
@@ -73,7 +80,7 @@ def test_market_performance_graph_is_the_jobs(
     ran = _run(
         address, seen, ["market-performance", "--input", str(market), "--output", str(tmp_path)]
     )
-    assert ran == len(scale_model.market_performance(_data(market), threads=2))
+    assert ran == _size(scale_model.market_performance(_data(market), threads=2))
 
 
 def test_backtest_graph_is_the_jobs(
@@ -91,7 +98,7 @@ def test_backtest_graph_is_the_jobs(
         "sma-cross",
     ]
     ran = _run(address, seen, [*args, *grid])
-    assert ran == len(scale_model.backtest(_data(market), 14, threads=2))
+    assert ran == _size(scale_model.backtest(_data(market), 14, threads=2))
 
 
 def test_portfolio_backtest_graph_is_the_jobs(
@@ -101,7 +108,7 @@ def test_portfolio_backtest_graph_is_the_jobs(
     grid = ["--grid", "lookback=20,40,60", "--grid", "skip=0,5", "--grid", "rebalance=5,10"]
     args = ["portfolio-backtest", "--input", str(market), "--output", str(tmp_path)]
     ran = _run(address, seen, [*args, "--strategy", "xs-momentum", *grid])
-    assert ran == len(scale_model.portfolio_backtest(_data(market), 12, threads=2))
+    assert ran == _size(scale_model.portfolio_backtest(_data(market), 12, threads=2))
 
 
 def test_task_cap_by_hand() -> None:
