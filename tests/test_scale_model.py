@@ -1,5 +1,5 @@
 """bench/scale_model.py: its graphs are the jobs' graphs (the same tasks and dependencies as
-the scheduler sees in a real run), its measures, and the scheduler cap of analytics/jobs/tasks.py."""
+the scheduler sees in a real run), its measures, and the scheduler cap (analytics/jobs/tasks.py)."""
 
 from __future__ import annotations
 
