@@ -3,11 +3,13 @@
 For 5,000 symbols x 20 years of daily prices (laid out as ``finbatch generate-data`` lays out
 ``prices/``: one file per year) and, for the sweeps, 10,000 combinations, on 10, 100 and 1,000
 nodes of 64 threads, this builds the graphs that ``market-performance``, ``backtest`` and
-``portfolio-backtest`` would submit -- the same tasks and dependencies, with the task counts
-set by the jobs' own functions (``bucket_count``, ``combinations_per_chunk``,
-``scheduler_bound``) -- and prints, per job and size: tasks, edges, bytes moved between nodes,
-the largest task input, and the scheduler's time at the per-task overhead measured in the same
-run (no-op tasks through a real distributed scheduler).
+``portfolio-backtest`` would submit -- their tasks and dependencies written out here task by
+task after each job's ``run``, with the counts set by the jobs' own functions
+(``bucket_count``, ``combinations_per_chunk``, ``scheduler_bound``; ``tests/test_scale_model.py``
+checks the tasks and dependencies against what the scheduler sees in real runs) -- and
+prints, per job and size: tasks, edges, bytes moved between nodes, the largest task input, and
+the scheduler's time at the per-task overhead measured in the same run (no-op tasks through a
+real distributed scheduler).
 
 The model (each figure's assumptions, also in ``docs/performance.md``):
 
