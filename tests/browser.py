@@ -142,3 +142,13 @@ def ink(path: Path) -> float:
     """The share of pixels that are not (near) white."""
     pixels = png_pixels(path)
     return float((pixels.min(axis=2) < 235).mean())
+
+
+def artifacts_dir() -> Path:
+    """Where tests save what a person may want to look at (the reports' screenshots):
+    ``FINBATCH_TEST_ARTIFACTS`` when set (a CI job uploads it), else ``test-artifacts/`` at the
+    repository root (gitignored). Created when missing."""
+    root = Path(__file__).resolve().parent.parent
+    folder = Path(os.environ.get("FINBATCH_TEST_ARTIFACTS") or root / "test-artifacts")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder

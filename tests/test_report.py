@@ -1,8 +1,10 @@
-"""The HTML report: the hand-written SVG charts of the risk and TCA sections, the data behind the
-charts against the jobs' own outputs, the tear-sheet sections' headings and inline charts, and the
-reports of real runs opened in headless Chromium with the network cut off.
+"""The HTML report of every job: the data behind the charts against the jobs' own outputs, each
+section's headings and inline matplotlib charts (:data:`SECTIONS`, :data:`CHART_KINDS`), every
+TCA aggregate table, and the reports of real runs opened in headless Chromium with the network
+cut off.
 
-Screenshots go to ``test-artifacts/`` (gitignored) at the repository root.
+Screenshots go to ``test-artifacts/`` at the repository root (gitignored), or to the folder
+``FINBATCH_TEST_ARTIFACTS`` names (:func:`tests.browser.artifacts_dir`).
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import math
 import re
 import shutil
 import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+from html import unescape
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -23,68 +27,14 @@ import s3fs
 from analytics.jobs.backtest import report as backtest_report
 from analytics.jobs.market_performance import report as mp_report
 from analytics.jobs.risk import report as risk_report
-from analytics.report import charts, series, svg
+from analytics.jobs.tca import report as tca_report
+from analytics.report import html, series
 from analytics.report.prices import read_closes
 from analytics.run.committed import CommittedRun as RunView
-from tests.browser import ink, network_is_cut_off, render
+from tests.browser import artifacts_dir, ink, network_is_cut_off, render
 from tests.conftest import run_cli
 
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 AS_OF = "2024-03-27"
-
-
-# --------------------------------------------------------------------------------------------
-# Charts
-
-
-def test_nice_ticks_and_scale_by_hand() -> None:
-    # Range 0..0.37 in ~5 steps: raw step 0.074 -> the next nice step is 0.1 (1 x 10^-1).
-    assert svg.nice_ticks(0.0, 0.37) == [0.0, 0.1, 0.2, 0.3, 0.4]
-    # -0.52..0.18: raw 0.14 -> 0.2 (2 x 10^-1); floor(-2.6) = -3, ceil(0.9) = 1.
-    assert svg.nice_ticks(-0.52, 0.18) == [-0.6, -0.4, -0.2, 0.0, 0.2]
-    # 0..1234 in 5: raw 246.8 -> 250 (2.5 x 10^2).
-    assert svg.nice_ticks(0, 1234) == [0, 250, 500, 750, 1000, 1250]
-    assert svg.nice_ticks(3.0, 3.0)[0] < 3.0 < svg.nice_ticks(3.0, 3.0)[-1]
-    scale = svg.Scale(0.0, 10.0, 100.0, 200.0)
-    assert (scale(0.0), scale(2.5), scale(10.0)) == (100.0, 125.0, 200.0)
-    inverted = svg.Scale(-1.0, 1.0, 300.0, 100.0)  # y grows downwards on screen
-    assert (inverted(-1.0), inverted(0.0), inverted(1.0)) == (300.0, 200.0, 100.0)
-    assert svg.pct(0.1234) == "12.3%" and svg.num(1_234_567) == "1.23M"
-
-
-def _svg(markup: str) -> ET.Element:
-    return ET.fromstring(markup)  # well-formed XML, or this raises
-
-
-def test_histogram_bars_are_numpys_counts_and_markers_are_drawn() -> None:
-    rng = np.random.default_rng(3)
-    values = rng.standard_normal(400)
-    markers = [svg.Marker(-1.64, "VaR"), svg.Marker(-2.06, "ES", dashed=True)]
-    chart = _svg(charts.histogram(values, title="h", markers=markers, bins=20))
-    bars = [r for r in chart.iter("rect") if r.get("class") == "bar"]
-    lo, hi = min(values.min(), -2.06), values.max()
-    counts, _ = np.histogram(values, bins=20, range=(lo, hi))
-    titles = [int(b.findtext("title", "").rsplit(": ", 1)[1]) for b in bars]
-    assert titles == [int(c) for c in counts if c]
-    heights = np.asarray([float(b.get("height", 0)) for b in bars])
-    # Heights are proportional to counts (one pixel scale for the whole chart).
-    assert np.allclose(heights / heights.max(), np.asarray(titles) / max(titles), atol=0.01)
-    assert len([line for line in chart.iter("line") if line.get("class") == "marker"]) == 2
-
-
-def test_bar_and_scatter_draw_every_value() -> None:
-    bars = _svg(charts.bar_chart(["a", "b", "c"], [3.0, -1.0, math.nan], title="b"))
-    drawn = [r for r in bars.iter("rect") if r.get("class") == "bar"]
-    assert len(drawn) == 2  # NaN has a label and no bar
-    widths = [float(r.get("width", 0)) for r in drawn]
-    assert widths[0] == pytest.approx(3 * widths[1], rel=1e-3)  # |3| vs |-1| on one scale
-    points = _svg(
-        charts.scatter(
-            [svg.Series("x", [1.0, 2.0, math.nan], [1.0, 2.0, 3.0]), svg.Series("y", [3.0], [1.0])],
-            title="s",
-        )
-    )
-    assert len(list(points.iter("circle"))) == 3  # the NaN point is left out
 
 
 # --------------------------------------------------------------------------------------------
@@ -128,6 +78,18 @@ def runs(
         ],
         "tca": ["tca"],
         "execution-report": ["execution-report"],
+        # 3 lookbacks x 2 quantiles (skip 21 by default): a heatmap of 6 cells.
+        "portfolio-backtest": [
+            "portfolio-backtest",
+            "--strategy",
+            "xs-momentum",
+            "--grid",
+            "lookback=40,60,80",
+            "--grid",
+            "quantile=0.2,0.5",
+            "--top",
+            "3",
+        ],
     }
     outputs = {}
     for job, args in jobs.items():
@@ -178,75 +140,123 @@ def test_reports_are_self_contained(runs: dict[str, Path]) -> None:
         assert "script" not in parser.tags and "iframe" not in parser.tags
 
 
+#: The kinds of charts each report draws, in order (``data-kind`` of each ``<svg>``); a job may
+#: draw more (another engineer's new section), never fewer or others in between.
+CHART_KINDS: dict[str, list[str]] = {
+    # The benchmark's cumulative return and drawdown (with 3 best and 3 worst symbols), its
+    # monthly returns, the distribution of the symbols' Sharpe ratios.
+    "market-performance": ["cumulative", "monthly-heatmap", "histogram"],
+    # Four portfolios: the scenario P&L histogram (4 markers), the component-VaR bars and the
+    # VaR backtest (exceptions as dots) each.
+    "risk": ["histogram", "bars", "dated"] * 4,
+    # The top combination against SPX and buy-and-hold, its monthly returns, its rolling
+    # Sharpe ratio, the heatmap of 4 fast x 4 slow values, and the validation's histogram of
+    # the CSCV logits.
+    "backtest": [
+        "cumulative",
+        "monthly-heatmap",
+        "rolling-sharpe",
+        "parameter-heatmap",
+        "histogram",
+    ],
+    # A box per broker, a dot per order.
+    "tca": ["boxes", "scatter"],
+    # Fill rate and arrival cost by broker.
+    "execution-report": ["bars", "bars"],
+    # The top combinations' equity and drawdown, the Sharpe ratio over lookback x quantile.
+    "portfolio-backtest": ["cumulative", "parameter-heatmap"],
+}
+
+
+def is_subsequence(expected: Sequence[str], found: Sequence[str]) -> bool:
+    """True when ``expected`` appears in ``found`` in order, others allowed in between; an
+    expected text matches a found one that starts with it (a heading ending in a name)."""
+    rest = iter(found)
+    return all(any(f.startswith(e) for f in rest) for e in expected)
+
+
+def test_is_subsequence() -> None:
+    assert is_subsequence(["a", "c"], ["a", "b", "c (2)"])
+    assert not is_subsequence(["c", "a"], ["a", "b", "c"])  # out of order
+    assert not is_subsequence(["a", "d"], ["a", "b", "c"])
+
+
 def test_reports_render_offline_with_their_charts(runs: dict[str, Path]) -> None:
     assert network_is_cut_off()  # the namespace the browser runs in has no network at all
-    ARTIFACTS.mkdir(exist_ok=True)
-    expected = {
-        # The benchmark's cumulative return and drawdown (with 3 best and 3 worst symbols), its
-        # monthly returns, the distribution of the symbols' Sharpe ratios.
-        "market-performance": {"kinds": ["cumulative", "monthly-heatmap", "histogram"]},
-        # Four portfolios: a histogram (bars, 4 markers), a component-VaR chart and a VaR
-        # backtest chart (exceptions as points) each.
-        "risk": {"svg": 12, "markers": 16, "bars": 4 * 15},
-        # The top combination against SPX and buy-and-hold, its monthly returns, its rolling
-        # Sharpe ratio, the heatmap of 4 fast x 4 slow values, and the validation's histogram of
-        # the CSCV logits.
-        "backtest": {
-            "kinds": [
-                "cumulative",
-                "monthly-heatmap",
-                "rolling-sharpe",
-                "parameter-heatmap",
-                "histogram",
-            ]
-        },
-        # A box per broker, a point per order; fill rate and cost bars per broker.
-        "tca": {"svg": 2},
-        "execution-report": {"svg": 2},
-    }
+    artifacts = artifacts_dir()
+    assert set(runs) == set(CHART_KINDS)
     for job, out in runs.items():
-        shot = ARTIFACTS / f"report-{job}.png"
+        shot = artifacts / f"report-{job}.png"
         shot.unlink(missing_ok=True)
         page = render(out / "report.html", shot, height=3000)
         dom = page.dom
-        if "kinds" in expected[job]:
-            # Every chart the browser holds is an inline matplotlib SVG of the expected kind.
-            kinds = re.findall(r'<svg class="chart" data-kind="([a-z-]+)"', dom)
-            assert kinds == expected[job]["kinds"]
-            assert dom.count("<svg") == len(kinds) and "<img" not in dom
-        else:
-            assert dom.count("<svg") == expected[job]["svg"]
+        # Every chart the browser holds is an inline matplotlib SVG of the expected kinds.
+        kinds = re.findall(r'<svg class="chart" data-kind="([a-z-]+)"', dom)
+        assert is_subsequence(CHART_KINDS[job], kinds), (job, kinds)
+        assert dom.count("<svg") == len(kinds) and "<img" not in dom
+        charts = charts_of(out)
         if job == "market-performance":
-            cumulative = charts_of(out)[0]
-            assert _lines(cumulative, "cumulative", "line") == 7
-            assert _lines(cumulative, "underwater", "line") == 7
+            assert _lines(charts[0], "cumulative", "line") == 7
+            assert _lines(charts[0], "underwater", "line") == 7
         elif job == "risk":
-            assert dom.count('class="marker"') == expected[job]["markers"]
-            assert dom.count('<rect class="bar"') > expected[job]["bars"]
-            # One dot per exception of the drawn method and confidence, in every portfolio.
-            exceptions = RunView.load(str(out)).table("var_exceptions").to_pandas()
-            method, confidence = risk_report.backtest_choice(exceptions)
-            drawn = exceptions[
-                (exceptions["method"] == method) & (exceptions["confidence"] == confidence)
-            ]
-            assert dom.count('<circle cx="') == int(drawn["exception"].sum())
-            assert "traffic lights" in dom and "Top tail contributors" in dom
+            _check_risk_charts(out, charts)
         elif job == "backtest":
-            cumulative = charts_of(out)[0]
             # Rank 1, SPX and buy-and-hold in colour; ranks 2..4 grey.
-            assert _lines(cumulative, "cumulative", "line") == 3
-            assert _lines(cumulative, "cumulative", "context-line") == 3
+            assert _lines(charts[0], "cumulative", "line") == 3
+            assert _lines(charts[0], "cumulative", "context-line") == 3
         elif job == "tca":
             orders = RunView.load(str(out)).table("orders").to_pandas()
             finite = np.isfinite(orders["participation"]) & np.isfinite(orders["arrival_cost_bps"])
-            assert dom.count("<circle") - dom.count('class="box"') == int(finite.sum())
-            assert dom.count('class="box"') == orders["broker"].nunique()
-        else:
+            (scatter,) = [c for c in charts if c.get("data-kind") == "scatter"]
+            assert sum(_dots(scatter)) == int(finite.sum())
+            (boxes,) = [c for c in charts if c.get("data-kind") == "boxes"]
+            with_cost = orders.loc[np.isfinite(orders["arrival_cost_bps"]), "broker"]
+            assert len(_classed(boxes, "box")) == with_cost.nunique()
+        elif job == "execution-report":
             brokers = RunView.load(str(out)).table("broker_daily").to_pandas()["broker"]
-            assert dom.count('<rect class="bar"') == 2 * brokers.nunique()
+            assert sum(len(_classed(c, "bar")) for c in charts) == 2 * brokers.nunique()
+        else:
+            # Rank 1 in colour, ranks 2 and 3 grey.
+            assert _lines(charts[0], "cumulative", "line") == 1
+            assert _lines(charts[0], "cumulative", "context-line") == 2
         # The screenshot is a page with charts, not a blank one: white is the background, and
         # at least 5% of the pixels carry ink (text, lines, bars).
         assert ink(page.screenshot) > 0.05
+
+
+def _check_risk_charts(out: Path, charts: list[ET.Element]) -> None:
+    view = RunView.load(str(out))
+    var = view.table("var").to_pandas()
+    contrib = view.table("contributions").to_pandas()
+    exceptions = view.table("var_exceptions").to_pandas()
+    method, confidence = risk_report.backtest_choice(exceptions)
+    portfolios = var["portfolio"].astype(str).unique()
+    levels = var.loc[var["method"] == "historical", "confidence"].nunique()
+    histograms = [c for c in charts if c.get("data-kind") == "histogram"]
+    # A VaR and an ES marker per confidence in every portfolio's histogram.
+    assert [len(_classed(h, "marker")) for h in histograms] == [2 * levels] * len(portfolios)
+    # Component VaR: a bar per holding at the first confidence and shortest horizon, at most
+    # MAX_BARS (the smallest summed into the last).
+    first = contrib[
+        (contrib["confidence"] == contrib["confidence"].min())
+        & (contrib["horizon_days"] == contrib["horizon_days"].min())
+    ]
+    held = first.groupby(first["portfolio"].astype(str)).size()
+    bars = sorted(len(_classed(c, "bar")) for c in charts if c.get("data-kind") == "bars")
+    assert bars == sorted(min(int(n), risk_report.MAX_BARS) for n in held)
+    # A dot per exception of the drawn method and confidence, in every portfolio.
+    drawn = exceptions[(exceptions["method"] == method) & (exceptions["confidence"] == confidence)]
+    dots = [sum(_dots(c)) for c in charts if c.get("data-kind") == "dated"]
+    assert sum(dots) == int(drawn["exception"].sum()) and len(dots) == len(portfolios)
+
+
+def _classed(root: ET.Element, name: str) -> list[ET.Element]:
+    return [g for g in root.iter("g") if g.get("class") == name]
+
+
+def _dots(chart: ET.Element) -> list[int]:
+    """The dots (``<use>`` of one marker) of each group of points."""
+    return [len(list(g.iter("use"))) for g in _classed(chart, "points")]
 
 
 def charts_of(out: Path) -> list[ET.Element]:
@@ -311,31 +321,77 @@ class _Outline(HTMLParser):
         self._heading = None
 
 
-def test_tear_sheet_sections_and_inline_charts(runs: dict[str, Path]) -> None:
-    outlines = {}
-    for job in ("market-performance", "backtest"):
+#: Each report's job section (its ``h2``) and the ``h3`` headings it must have, in order; more
+#: may come between (another engineer's new part), and a heading may go on with a name or a
+#: count ("Portfolio " matches "Portfolio VALUE"). Every report then has a "Run" section.
+SECTIONS: dict[str, tuple[str, list[str]]] = {
+    "market-performance": (
+        "Market performance",
+        [
+            "Benchmark and the best and worst symbols",
+            "Distribution of the symbols' Sharpe ratios",
+            "ALL-period metrics of every symbol, by total return",
+            "Monthly metrics of the best (",
+        ],
+    ),
+    "risk": (
+        "Risk",
+        [
+            "Portfolio ",
+            "VaR and expected shortfall",
+            "VaR backtest: traffic lights",
+            "Top tail contributors (component historical ES)",
+        ],
+    ),
+    "backtest": (
+        "Backtest: sma-cross",
+        [
+            "Top combination against the benchmark and buy-and-hold",
+            "Portfolio Sharpe ratio over the parameters",
+            "Top combinations by portfolio Sharpe ratio",
+            "Is the best combination luck?",
+        ],
+    ),
+    "tca": (
+        "Transaction-cost analysis",
+        [heading for _, _, heading in tca_report.AGGREGATES],
+    ),
+    "execution-report": (
+        "Execution report",
+        ["Daily by desk", "Daily by broker", "The job's text report"],
+    ),
+    "portfolio-backtest": (
+        "Portfolio backtest: xs-momentum",
+        [
+            "Top combinations by Sharpe ratio",
+            "Costs of the top combinations (over the initial capital)",
+            "Holdings of the best combination at the last close (",
+        ],
+    ),
+}
+RUN_HEADINGS = ["Input", "Outputs", "Details", "Parameters set", "Summary"]
+
+
+def test_every_section_has_its_headings_and_inline_charts(runs: dict[str, Path]) -> None:
+    assert set(runs) == set(SECTIONS)
+    for job, (title, headings) in SECTIONS.items():
+        text = (runs[job] / "report.html").read_text()
         outline = _Outline()
-        outline.feed((runs[job] / "report.html").read_text())
-        outlines[job] = outline
-        # Every figure holds an inline matplotlib chart, first thing.
-        assert outline.figures and set(outline.figures) == {"svg chart"}
-        assert outline.sections["Run"][:3] == ["Input", "Outputs", "Details"]
-        assert "Parameters set" in outline.sections["Run"]
+        outline.feed(text)
+        assert is_subsequence([title, "Run"], list(outline.sections)), (job, outline.sections)
+        assert is_subsequence(headings, outline.sections[title]), (job, outline.sections[title])
+        assert outline.sections["Run"] == RUN_HEADINGS
+        # Every figure holds an inline matplotlib chart, first thing; no script, no URL.
+        assert outline.figures and set(outline.figures) == {"svg chart"}, job
+        assert text.count("<svg") == text.count('<svg class="chart"') == len(outline.figures)
+        assert "<script" not in text and not re.search(r"https?://", text)
         # The options left at their defaults are folded away, not listed with the set ones.
-        assert len(outline.summaries) == 1
-        assert re.fullmatch(r"defaults \(\d+ options not set\)", outline.summaries[0])
-    assert outlines["market-performance"].sections["Market performance"] == [
-        "Benchmark and the best and worst symbols",
-        "Distribution of the symbols' Sharpe ratios",
-        "ALL-period metrics of every symbol, by total return",
-        "Monthly metrics of the best ({}) and the worst ({}) symbol".format(*_ends(runs)),
-    ]
-    assert outlines["backtest"].sections["Backtest: sma-cross"] == [
-        "Top combination against the benchmark and buy-and-hold",
-        "Portfolio Sharpe ratio over the parameters",
-        "Top combinations by portfolio Sharpe ratio",
-        "Is the best combination luck?",
-    ]
+        assert re.fullmatch(r"defaults \(\d+ options not set\)", outline.summaries[-1])
+    market = SECTIONS["market-performance"][0]
+    monthly = _outline(runs["market-performance"]).sections[market][-1]
+    assert monthly == "Monthly metrics of the best ({}) and the worst ({}) symbol".format(
+        *_ends(runs)
+    )
     # Set: the input, output, run id, scheduler, strategy, grid, top and fees; the default
     # slippage (0) and workers (not given) are in the fold.
     text = (runs["backtest"] / "report.html").read_text()
@@ -345,6 +401,12 @@ def test_tear_sheet_sections_and_inline_charts(runs: dict[str, Path]) -> None:
         assert f"<td>{name}</td>" in shown and f"<td>{name}</td>" not in folded
     for name in ("slippage_bps", "workers", "db_url"):
         assert f"<td>{name}</td>" in folded and f"<td>{name}</td>" not in shown
+
+
+def _outline(out: Path) -> _Outline:
+    outline = _Outline()
+    outline.feed((out / "report.html").read_text())
+    return outline
 
 
 def _ends(runs: dict[str, Path]) -> tuple[str, str]:
@@ -565,3 +627,77 @@ def test_market_performance_report_with_few_symbols(
     cumulative = charts_of(out)[0]
     assert cumulative.get("data-kind") == "cumulative"
     assert _lines(cumulative, "cumulative", "line") == curves
+
+
+def _h3_blocks(section: str) -> dict[str, str]:
+    """Each ``h3`` heading of a section and the HTML after it, up to the next heading."""
+    blocks = {}
+    for chunk in section.split("<h3>")[1:]:
+        heading, body = chunk.split("</h3>", 1)
+        blocks[unescape(heading)] = body
+    return blocks
+
+
+def _rows(table: str) -> list[list[str]]:
+    body = table.split("<tbody>", 1)[1]
+    rows = re.findall(r"<tr>(.*?)</tr>", body)
+    return [[unescape(c) for c in re.findall(r"<td[^>]*>(.*?)</td>", row)] for row in rows]
+
+
+def test_tca_shows_every_aggregate_table_and_every_date(runs: dict[str, Path]) -> None:
+    view = RunView.load(str(runs["tca"]))
+    text = (runs["tca"] / "report.html").read_text()
+    section = text.split('<section id="tca">', 1)[1].split("</section>", 1)[0]
+    # The job writes by_broker, by_desk, by_strategy, by_day, by_venue and the three bucket
+    # tables: the report names each.
+    written = sorted(t for t in view.manifest.outputs if t.startswith("by_"))
+    assert written == sorted(name for name, _, _ in tca_report.AGGREGATES)
+    blocks = _h3_blocks(section)
+    for name, key, heading in tca_report.AGGREGATES:
+        frame = view.table(name).to_pandas()
+        tables = re.findall(r"<table.*?</table>", blocks[heading], re.DOTALL)
+        assert len(tables) == 2, name  # the main columns, then the others folded
+        heads = [re.findall(r"<th(?: [^>]*)?>(.*?)</th>", t) for t in tables]
+        # Between them the two tables hold every column of the table once (the key in both).
+        assert heads[0][0] == heads[1][0] == key
+        assert sorted(heads[0][1:] + heads[1][1:]) == sorted(c for c in frame.columns if c != key)
+        for t in tables:  # every row, in both
+            assert sorted(r[0] for r in _rows(t)) == sorted(frame[key].astype(str)), name
+        # Each row's notional-weighted mean arrival cost, as the job wrote it (2 decimals).
+        column = heads[0].index("arrival_cost_bps_mean")
+        shown = {r[0]: r[column] for r in _rows(tables[0])}
+        for k, v in zip(frame[key].astype(str), frame["arrival_cost_bps_mean"], strict=True):
+            assert shown[k] == ("—" if math.isnan(v) else f"{v:.2f}")
+    # Buckets in their own order, not the labels' alphabetical one.
+    sizes = pd.read_parquet(runs["tca"] / "by_size")["bucket"].astype(str)
+    shown_sizes = [r[0] for r in _rows(re.findall(r"<table.*?</table>", blocks[
+        "By order size (quantity over ADV)"], re.DOTALL)[0])]  # fmt: skip
+    assert shown_sizes == [b for b in ("<1%", "1-5%", "5-10%", ">=10%") if b in set(sizes)]
+    # by_day holds every date of the orders, in order, and the dates card lists them all.
+    dates = sorted(str(d) for d in view.table("orders").to_pandas()["date"].unique())
+    by_day = re.findall(r"<table.*?</table>", blocks["By day"], re.DOTALL)[0]
+    assert [r[0] for r in _rows(by_day)] == dates and len(dates) == 2
+    assert f'<div class="label">dates</div><div class="value">{", ".join(dates)}</div>' in section
+
+
+def test_dates_card_lists_every_date() -> None:
+    # Five dates: the card shows the range and the count, a fold lists all five.
+    days = pd.Series(pd.to_datetime(["2024-01-08", "2024-01-02", "2024-01-03", "2024-01-04",
+                                     "2024-01-05", "2024-01-02"]).date)  # fmt: skip
+    value, fold = tca_report.dates_card(pd.DataFrame({"date": days}))
+    assert value == "2024-01-02 .. 2024-01-08 (5)"
+    assert "<summary>all 5 dates</summary>" in fold
+    assert "2024-01-02, 2024-01-03, 2024-01-04, 2024-01-05, 2024-01-08" in fold
+    # Up to three: listed in the card, no fold.
+    value, fold = tca_report.dates_card(pd.DataFrame({"date": days[:3]}))
+    assert (value, fold) == ("2024-01-02, 2024-01-03, 2024-01-08", "")
+
+
+def test_long_tables_scroll_in_their_box() -> None:
+    # SCROLL_ROWS (15) rows fit; one more and the box scrolls (CSS only, the header sticks).
+    fits = html.table(["n"], [[i] for i in range(html.SCROLL_ROWS)], scroll=True)
+    long = html.table(["n"], [[i] for i in range(html.SCROLL_ROWS + 1)], scroll=True)
+    assert fits.startswith('<div class="wide"><table>')
+    assert long.startswith('<div class="wide scroll"><table>')
+    assert long.count("<tr>") == html.SCROLL_ROWS + 2  # the header and every row
+    assert ".wide.scroll th { position: sticky;" in html.CSS

@@ -210,7 +210,10 @@ def test_bar_chart_writes_each_value_and_draws_no_bar_for_nan() -> None:
     chart = plots.bar_chart(["a", "b", "c"], [1.25, -0.5, math.nan], title="b", value_label="x")
     texts = _texts(_svg(chart))
     assert {"1.25", "-0.50", "n/a"} <= set(texts)
-    assert chart.count(f"fill: {plots.PALETTE[0].lower()}") == 2  # a's bar; c's is 0 wide
+    # One bar each for a and b; c (NaN) has its label and no bar.
+    bars = [g for g in _svg(chart).iter("g") if g.get("class") == "bar"]
+    assert len(bars) == 2
+    assert chart.count(f"fill: {plots.PALETTE[0].lower()}") == 1  # a is positive
     assert chart.count(f"fill: {plots.PALETTE[1].lower()}") == 1  # b is negative
 
 
@@ -241,10 +244,89 @@ def test_importing_the_report_sections_does_not_import_matplotlib() -> None:
 
     probe = (
         "import sys, analytics.report.plots, analytics.report.figure, "
-        "analytics.jobs.market_performance.report, analytics.jobs.backtest.report; "
+        "analytics.jobs.market_performance.report, analytics.jobs.backtest.report, "
+        "analytics.jobs.risk.report, analytics.jobs.tca.report, "
+        "analytics.jobs.portfolio_backtest.report; "
         "print(sorted(m for m in sys.modules if m.split('.')[0] == 'matplotlib'))"
     )
     done = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120
     )
     assert done.stdout.strip() == "[]"
+
+
+def _x_span(path: ET.Element) -> float:
+    """Width (in the SVG's points) of a path: its largest x less its smallest."""
+    numbers = [float(v) for v in re.findall(r"-?\d+(?:\.\d+)?", path.get("d", ""))]
+    xs = numbers[0::2]
+    return max(xs) - min(xs)
+
+
+def test_box_stats_by_hand_and_one_box_per_group_with_values() -> None:
+    # 0, 1, ..., 100: numpy's linear percentile q of 101 evenly spaced values is 100 q exactly.
+    stats = plots.box_stats(np.arange(101.0))
+    assert stats == {
+        "n": 101.0, "whislo": 5.0, "q1": 25.0, "med": 50.0, "q3": 75.0, "whishi": 95.0,
+        "mean": 50.0,
+    }  # fmt: skip
+    # 1, 2, 3 (and a NaN left out): positions (n-1) q = 0.5 -> 1.5; 1.5 -> 2.5; 0.1 -> 1.1.
+    small = plots.box_stats([1.0, 2.0, 3.0, math.nan])
+    assert (small["n"], small["q1"], small["q3"], small["whislo"]) == (3.0, 1.5, 2.5, 1.1)
+    assert plots.box_stats([math.nan]) == {"n": 0.0}
+    chart = _svg(
+        plots.box_plot(
+            [("a", np.arange(101.0)), ("b", [math.nan]), ("c", [1.0, 2.0, 3.0])],
+            title="b",
+            value_label="bps",
+        )
+    )
+    boxes = [g for g in chart.iter("g") if g.get("class") == "box"]
+    means = [g for g in chart.iter("g") if g.get("class") == "mean"]
+    assert len(boxes) == 2 and len(means) == 2  # b has no finite value: a label, no box
+    assert {"a (101)", "b (0)", "c (3)"} <= set(_texts(chart))
+    # One scale for both boxes: a's box (25..75) is 50 times as wide as c's (1.5..2.5).
+    widths = [_x_span(next(b.iter("path"))) for b in boxes]
+    assert widths[0] / widths[1] == pytest.approx(50.0, rel=0.06)  # 0.1 pt rounding
+
+
+def _dots(chart: ET.Element) -> list[int]:
+    """The number of dots (``<use>`` of one marker) in each group of points."""
+    groups = [g for g in chart.iter("g") if g.get("class") == "points"]
+    return [len(list(g.iter("use"))) for g in groups]
+
+
+def test_scatter_draws_each_finite_pair_and_thins_past_the_limit() -> None:
+    groups = [
+        plots.Points("x", [1.0, 2.0, math.nan, 4.0], [1.0, 2.0, 3.0, math.nan]),
+        plots.Points("y", np.arange(25.0), np.arange(25.0)),
+    ]
+    chart = _svg(plots.scatter(groups, title="s", x_label="x", y_label="y"))
+    assert _dots(chart) == [2, 25]  # (1, 1) and (2, 2); NaN in x or y is left out
+    assert "27 points" in _texts(chart)
+    # 27 pairs, at most 10: stride ceil(27 / 10) = 3; x keeps 1 of its 2, y 0, 3, ..., 24 (9).
+    thin = _svg(plots.scatter(groups, title="s", x_label="x", y_label="y", max_points=10))
+    assert _dots(thin) == [1, 9]
+    assert "1 in 3 of 27 points" in _texts(thin)
+
+
+def test_dated_chart_lines_and_a_dot_per_marked_day() -> None:
+    days = _days(20)
+    pnl = pd.Series(np.linspace(-1.0, 1.0, 20), index=days)
+    var = pd.Series(np.full(20, 0.5), index=days)
+    hit = pnl < -var  # -1.0 .. -0.579: the first 5 days (step 2/19 = 0.105)
+    chart = _svg(
+        plots.dated_chart(
+            [
+                plots.Trace("daily P&L", pnl, plots.PALETTE[0]),
+                plots.Trace("-VaR", -var, plots.PALETTE[1]),
+                plots.Trace("5 exceptions", pnl[hit], plots.BLACK, dots=True),
+            ],
+            title="d",
+            y_label="P&L",
+        )
+    )
+    assert int(hit.sum()) == 5
+    assert len([g for g in chart.iter("g") if g.get("class") == "line"]) == 2
+    assert _dots(chart) == [5]
+    assert {"daily P&L", "-VaR", "5 exceptions"} <= set(_texts(chart))
+    assert chart.get("data-kind") == "dated"

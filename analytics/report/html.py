@@ -1,7 +1,9 @@
 """The report's HTML: one self-contained page (inline CSS, inline SVG), tables and number formats.
 
-Everything is escaped here or in :mod:`analytics.report.svg`; a section is a string of HTML built
-from these helpers. The page names no other host: no script, font, stylesheet or image URL.
+Everything is escaped here (the charts are escaped by :mod:`analytics.report.figure`); a section
+is a string of HTML built from these helpers. The page names no other host: no script, font,
+stylesheet or image URL. Long tables scroll inside their box, with their header kept in view, and
+details fold away under ``<details>``: plain HTML and CSS, no script.
 """
 
 from __future__ import annotations
@@ -14,6 +16,9 @@ from typing import Any
 
 Format = Callable[[Any], str]
 
+#: Rows past which a ``scroll`` table scrolls in its box (the box shows about this many).
+SCROLL_ROWS = 15
+
 CSS = """
 :root { color-scheme: light; }
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 0;
@@ -23,6 +28,9 @@ header h1 { margin: 0 0 4px 0; font-size: 22px; }
 header p { margin: 0; opacity: 0.85; }
 main { padding: 8px 28px 40px 28px; max-width: 1240px; }
 .wide { overflow-x: auto; }
+.wide.scroll { max-height: 26em; overflow-y: auto; border-bottom: 1px solid #d9dee5; }
+.wide.scroll table { margin: 0; }
+.wide.scroll th { position: sticky; top: 0; z-index: 1; }
 section { margin-top: 26px; }
 h2 { font-size: 18px; border-bottom: 2px solid #12355b; padding-bottom: 4px; }
 h3 { font-size: 15px; margin: 18px 0 6px 0; }
@@ -42,7 +50,9 @@ td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 tr.gap td { text-align: center; color: #5b6573; font-style: italic; }
 .note { color: #5b6573; font-size: 12.5px; }
 .kv td:first-child { color: #5b6573; }
-details.defaults summary { cursor: pointer; color: #5b6573; margin: 6px 0; }
+details summary { cursor: pointer; color: #5b6573; margin: 6px 0; }
+details.more { margin: 0 0 10px 0; }
+p.dates { font-size: 12.5px; font-variant-numeric: tabular-nums; max-width: 1000px; }
 pre { background: #f6f8fa; padding: 10px; font-size: 12px; overflow-x: auto; }
 """
 
@@ -120,8 +130,11 @@ def table(
     formats: Sequence[Format | None] | None = None,
     *,
     css_class: str = "",
+    scroll: bool = False,
 ) -> str:
-    """A table; a ``None`` row is a gap (``…``); a column with a format is right-aligned."""
+    """A table; a ``None`` row is a gap (``…``); a column with a format is right-aligned.
+    ``scroll``: past :data:`SCROLL_ROWS` rows the table scrolls inside a box of about that
+    height, its header row staying in view."""
     fmts = list(formats or [None] * len(columns))
     head = "".join(
         f'<th class="num">{escape(c)}</th>' if f else f"<th>{escape(c)}</th>"
@@ -138,8 +151,9 @@ def table(
         )
         body.append(f"<tr>{cells}</tr>")
     klass = f' class="{css_class}"' if css_class else ""
+    box = "wide scroll" if scroll and len(body) > SCROLL_ROWS else "wide"
     return (
-        f'<div class="wide"><table{klass}><thead><tr>{head}</tr></thead>'
+        f'<div class="{box}"><table{klass}><thead><tr>{head}</tr></thead>'
         f"<tbody>{''.join(body)}</tbody></table></div>"
     )
 
@@ -151,6 +165,14 @@ def key_values(items: Iterable[tuple[str, Any]]) -> str:
 def figure(svg: str, caption: str = "") -> str:
     cap = f"<figcaption>{escape(caption)}</figcaption>" if caption else ""
     return f"<figure>{svg}{cap}</figure>"
+
+
+def fold(summary: str, *blocks: str, css_class: str = "more") -> str:
+    """``blocks`` folded away under a ``summary`` line a click opens (no script)."""
+    return (
+        f'<details class="{escape(css_class)}"><summary>{escape(summary)}</summary>'
+        f"{''.join(blocks)}</details>"
+    )
 
 
 def escape_text(text: str) -> str:

@@ -50,8 +50,11 @@ def _parameters_block(view: CommittedRun, defaults: Mapping[str, Any] | None) ->
     shown = {k: v for k, v in view.parameters.items() if k != "job"}
     chosen, default = split_parameters(shown, defaults)
     fold = (
-        f'<details class="defaults"><summary>defaults ({len(default)} options not set)'
-        f"</summary>{html.key_values(default)}</details>"
+        html.fold(
+            f"defaults ({len(default)} options not set)",
+            html.key_values(default),
+            css_class="defaults",
+        )
         if default
         else ""
     )

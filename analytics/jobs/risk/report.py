@@ -17,7 +17,7 @@ from typing import Final
 import numpy as np
 import pandas as pd
 
-from analytics.report import charts, html, svg
+from analytics.report import html, plots
 from analytics.run.committed import CommittedRun as RunView
 
 #: Portfolios drawn (the largest by gross exposure); the VaR table lists every portfolio.
@@ -29,7 +29,7 @@ _MARKER_COLORS: Final = ("#D55E00", "#CC79A7", "#E69F00", "#000000")
 TOP_TAIL: Final = 5
 
 
-def _markers(var: pd.DataFrame) -> list[svg.Marker]:
+def _markers(var: pd.DataFrame) -> list[plots.Marker]:
     """One-day historical VaR (solid) and ES (dashed) of each confidence, as P&L levels."""
     hist = var[var["method"] == "historical"]
     markers = []
@@ -39,8 +39,8 @@ def _markers(var: pd.DataFrame) -> list[svg.Marker]:
         scale = math.sqrt(float(row["horizon_days"]))
         color = _MARKER_COLORS[i % len(_MARKER_COLORS)]
         level = f"{float(confidence) * 100:g}%"
-        markers.append(svg.Marker(-float(row["var"]) / scale, f"VaR {level}", color))
-        markers.append(svg.Marker(-float(row["es"]) / scale, f"ES {level}", color, dashed=True))
+        markers.append(plots.Marker(-float(row["var"]) / scale, f"VaR {level}", color))
+        markers.append(plots.Marker(-float(row["es"]) / scale, f"ES {level}", color, dashed=True))
     return markers
 
 
@@ -74,19 +74,19 @@ def _backtest_chart(name: str, exceptions: pd.DataFrame) -> str:
     rows = exceptions[
         (exceptions["method"] == method) & (exceptions["confidence"] == confidence)
     ].sort_values("date")
-    x = np.asarray([svg.day_number(pd.Timestamp(d).date()) for d in rows["date"]], np.float64)
-    pnl = rows["pnl"].to_numpy(dtype=np.float64)
+    dates = pd.DatetimeIndex(pd.to_datetime(rows["date"]))
+    pnl = pd.Series(rows["pnl"].to_numpy(dtype=np.float64), index=dates)
+    var = pd.Series(rows["var"].to_numpy(dtype=np.float64), index=dates)
     hit = rows["exception"].to_numpy(dtype=bool)
     level = f"{confidence * 100:g}%"
-    return charts.line_chart(
+    return plots.dated_chart(
         [
-            svg.Series("daily P&L", x, pnl, color="#0072B2"),
-            svg.Series(f"-VaR {method} {level}", x, -rows["var"].to_numpy(np.float64), "#D55E00"),
+            plots.Trace("daily P&L", pnl, plots.PALETTE[0]),
+            plots.Trace(f"-VaR {method} {level}", -var, plots.PALETTE[1]),
+            plots.Trace(f"{int(hit.sum())} exceptions", pnl[hit], plots.BLACK, dots=True),
         ],
-        points=[svg.Series(f"{int(hit.sum())} exceptions", x[hit], pnl[hit], color="#000000")],
         title=f"{name}: VaR backtest over {len(rows):,} days",
-        y_title="P&L",
-        width=560,
+        y_label="P&L",
     )
 
 
@@ -101,24 +101,24 @@ def _portfolio(
     figures = []
     if len(pnl):
         figures.append(
-            charts.histogram(
+            plots.histogram(
                 pnl["pnl"].to_numpy(dtype=np.float64),
                 title=f"{name}: one-day P&L of {len(pnl):,} scenarios",
+                x_label="P&L",
+                y_label="scenarios",
                 markers=_markers(var),
-                x_format=svg.num,
-                x_title="P&L",
-                width=560,
+                value_format=plots.compact,
             )
         )
     if len(contrib):
         labels, values, which = _components(contrib)
         figures.append(
-            charts.bar_chart(
+            plots.bar_chart(
                 labels,
                 values,
                 title=f"{name}: component VaR ({which})",
-                value_format=svg.num,
-                width=560,
+                value_label="parametric component VaR (sums to the VaR)",
+                value_format=plots.compact,
             )
         )
     if len(exceptions):
