@@ -289,10 +289,13 @@ def test_box_stats_by_hand_and_one_box_per_group_with_values() -> None:
     assert widths[0] / widths[1] == pytest.approx(50.0, rel=0.06)  # 0.1 pt rounding
 
 
+def _classed(root: ET.Element, name: str) -> list[ET.Element]:
+    return [g for g in root.iter("g") if g.get("class") == name]
+
+
 def _dots(chart: ET.Element) -> list[int]:
     """The number of dots (``<use>`` of one marker) in each group of points."""
-    groups = [g for g in chart.iter("g") if g.get("class") == "points"]
-    return [len(list(g.iter("use"))) for g in groups]
+    return [len(list(g.iter("use"))) for g in _classed(chart, "points")]
 
 
 def test_scatter_draws_each_finite_pair_and_thins_past_the_limit() -> None:
@@ -302,6 +305,11 @@ def test_scatter_draws_each_finite_pair_and_thins_past_the_limit() -> None:
     ]
     chart = _svg(plots.scatter(groups, title="s", x_label="x", y_label="y"))
     assert _dots(chart) == [2, 25]  # (1, 1) and (2, 2); NaN in x or y is left out
+    # Each group's dots share one style, given once by their group (fill inherits).
+    for group, color in zip(_classed(chart, "points"), plots.PALETTE, strict=False):
+        (holder,) = [g for g in group.iter("g") if g.find("use") is not None]
+        assert f"fill: {color.lower()}" in holder.get("style", "")
+        assert all(use.get("style") is None for use in holder.iter("use"))
     assert "27 points" in _texts(chart)
     # 27 pairs, at most 10: stride ceil(27 / 10) = 3; x keeps 1 of its 2, y 0, 3, ..., 24 (9).
     thin = _svg(plots.scatter(groups, title="s", x_label="x", y_label="y", max_points=10))

@@ -3,8 +3,9 @@
 The SVG has no XML prolog, DOCTYPE, metadata, script or URL: text stays text (``svg.fonttype:
 none``), ids are salted by the chart's title (``svg.hashsalt``) so that several charts in one
 page never share one, matplotlib's own ids are dropped (its axes become ``class="x-axis"`` and
-``class="y-axis"``, a ``gid`` of ``fb-NAME`` becomes ``class="NAME"``), and coordinates are
-rounded to 0.1 pt. Without a date, the same figure gives the same bytes.
+``class="y-axis"``, a ``gid`` of ``fb-NAME`` becomes ``class="NAME"``), coordinates are
+rounded to 0.1 pt, and markers of one style (a scatter's dots) get it once, from their group.
+Without a date, the same figure gives the same bytes.
 
 matplotlib is imported inside the functions (about 0.5 s): the command line starts without it.
 """
@@ -67,6 +68,22 @@ _GEOMETRY = re.compile(r' (d|x|y|width|height|transform|points)="([^"]*)"')
 _DECIMALS = re.compile(r"(-?\d+\.\d)\d+")
 
 
+#: A group of nothing but markers (``<use>``): a scatter's dots, a line's marked days.
+_MARKERS = re.compile(r'<g( clip-path="[^"]*")?>((?:<use href="#[^"]+" x="[^"]+" y="[^"]+"'
+                      r' style="[^"]+"/>)+)</g>')  # fmt: skip
+
+
+def _shared_style(match: re.Match[str]) -> str:
+    """Markers that all carry the same style get it once, from their group (fill and stroke
+    inherit): a 4,000-dot scatter is 200 KB lighter."""
+    styles = set(re.findall(r' style="([^"]+)"', match.group(2)))
+    if len(styles) != 1:
+        return match.group(0)
+    style = styles.pop()
+    markers = match.group(2).replace(f' style="{style}"', "")
+    return f'<g{match.group(1) or ""} style="{style}">{markers}</g>'
+
+
 def _rounded(match: re.Match[str]) -> str:
     value = _DECIMALS.sub(r"\1", match.group(2))
     return f' {match.group(1)}="{" ".join(value.split())}"'
@@ -95,6 +112,7 @@ def to_svg(fig: Figure, *, title: str, kind: str, **data: str) -> str:
     text = text.replace(' xmlns:xlink="http://www.w3.org/1999/xlink"', "", 1)
     text = text.replace(' xmlns="http://www.w3.org/2000/svg"', "", 1)
     text = text.replace("xlink:href=", "href=")
+    text = _MARKERS.sub(_shared_style, text)
     text = text.replace("<svg ", root, 1)
     # matplotlib's stylesheet says ``*{...}``: inside a page it would reach every element.
     text = text.replace('<style type="text/css">*{', '<style type="text/css">svg.chart *{', 1)

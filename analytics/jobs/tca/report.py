@@ -182,7 +182,8 @@ def tca_section(view: RunView) -> str:
     box = plots.box_plot(
         [(b, cost[orders["broker"] == b].to_numpy(dtype=np.float64)) for b in brokers],
         title="Arrival cost by broker",
-        value_label="arrival cost (bps, positive is a cost); box 25-75%, whiskers 5-95%, dot: mean",
+        value_label="arrival cost (bps, positive is a cost)\nbox 25-75%, whiskers 5-95%, dot: "
+        "mean; (n): orders with a cost",
         value_format=lambda v: f"{v:.3g}",
     )
     scatter = plots.scatter(
