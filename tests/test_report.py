@@ -701,3 +701,15 @@ def test_long_tables_scroll_in_their_box() -> None:
     assert long.startswith('<div class="wide scroll"><table>')
     assert long.count("<tr>") == html.SCROLL_ROWS + 2  # the header and every row
     assert ".wide.scroll th { position: sticky;" in html.CSS
+
+
+def test_screenshots_go_where_the_environment_says(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = tmp_path / "ci" / "artifacts"
+    monkeypatch.setenv("FINBATCH_TEST_ARTIFACTS", str(target))
+    assert artifacts_dir() == target and target.is_dir()  # made when missing
+    monkeypatch.delenv("FINBATCH_TEST_ARTIFACTS")
+    default = artifacts_dir()
+    assert default == Path(__file__).resolve().parent.parent / "test-artifacts"
+    assert "test-artifacts/" in (default.parent / ".gitignore").read_text().splitlines()
