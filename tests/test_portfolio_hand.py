@@ -198,29 +198,99 @@ def test_impact_inverse_vol_and_min_adv() -> None:
     days = np.arange("2024-01-01", n, dtype="datetime64[D]")
     panel = Panel(days, np.array(["A", "B"]), close, close, volume)
     rules = Rules(fill="close", weighting="inverse-vol", impact_coefficient=0.5, min_adv=100_000.0)
-    run = simulate(panel, "xs-reversal", [_reversal(1.0, 5)], rules)[0]
-    # Sigma and ADV need the 20 returns of the 21 rows before t: first eligible t = 21.
-    # A's returns alternate +0.1 and -1/11 (10 each): sigma = (0.1 + 1/11)/2 x sqrt(20/19);
-    # B's +0.2 and -1/6: (0.2 + 1/6)/2 x sqrt(20/19). Dollar ADV of the 20 rows before t:
-    # A (100 + 110)/2 x 1,000 = 105,000, B 55 x 2,000 = 110,000: both >= 100,000.
+    run = simulate(panel, "xs-reversal", [_reversal(1.0, 1)], rules)[0]
+    # Eligibility is the score's history (1 row) and --min-adv's 20 rows before t: first t = 20.
+    # Dollar ADV of the 20 rows before t: A (100 + 110)/2 x 1,000 = 105,000, B 55 x 2,000 =
+    # 110,000: both >= 100,000. Sigma needs the 20 returns of the 21 rows before t: unknown on
+    # day 20 for both, so the longs are equally weighted and the trades pay no impact.
+    # Day 20's closes A 100, B 50: shares 0.5/100 and 0.5/50; equity 1.
+    a0, b0 = 0.5 / 100, 0.5 / 50
+    # Day 21 (A 110, B 60): V = 0.55 + 0.6 = 1.15. Sigma known now: A's returns alternate +0.1
+    # and -1/11 (10 each): sigma = (0.1 + 1/11)/2 x sqrt(20/19); B's +0.2 and -1/6.
     sa = (0.1 + 1 / 11) / 2 * math.sqrt(20 / 19)
     sb = (0.2 + 1 / 6) / 2 * math.sqrt(20 / 19)
     wa, wb = sb / (sa + sb), sa / (sa + sb)  # proportional to 1/sigma
-    # Day 21's closes: A 110, B 60. Shares wa/110 and wb/60; impact per trade
-    # Y x sigma x sqrt(shares / ADV) x shares x price with ADV 1,000 and 2,000.
-    qa, qb = wa / 110, wb / 60
-    impact = 0.5 * (sa * math.sqrt(qa / 1000) * qa * 110 + sb * math.sqrt(qb / 2000) * qb * 60)
-    # Equity day 21 = 1 - impact; day 22 at closes 100 and 50.
-    expected = [1 - impact, qa * 100 + qb * 50 - impact]
-    assert run.first_fill == 21
+    qa, qb = wa * 1.15 / 110, wb * 1.15 / 60
+    da, db = abs(qa - a0), abs(qb - b0)
+    # Impact per trade Y x sigma x sqrt(|d| / ADV) x |d| x price, ADV 1,000 and 2,000 shares.
+    impact = 0.5 * (sa * math.sqrt(da / 1000) * da * 110 + sb * math.sqrt(db / 2000) * db * 60)
+    # Cash after day 21: 1.15 - (qa x 110 + qb x 60) - impact = -impact.
+    # Day 22 (A 100, B 50), a rebalance again, same sigmas (the 20 returns of rows 1..21 are
+    # the same ten of each): V = qa x 100 + qb x 50 - impact; targets wa x V / 100, wb x V / 50.
+    v = qa * 100 + qb * 50 - impact
+    ea, eb = abs(wa * v / 100 - qa), abs(wb * v / 50 - qb)
+    impact2 = 0.5 * (sa * math.sqrt(ea / 1000) * ea * 100 + sb * math.sqrt(eb / 2000) * eb * 50)
+    expected = [1.0, 1.15 - impact, v - impact2]
+    assert run.first_fill == 20
     np.testing.assert_allclose(run.equity, expected, rtol=0, atol=1e-15)
-    assert run.cost_impact == pytest.approx(impact, rel=1e-13)
-    # With --min-adv 108,000, A (105,000) is not eligible: all in B, weight 1.
+    assert run.cost_impact == pytest.approx(impact + impact2, rel=1e-13)
+    # With --min-adv 108,000, A (105,000) is not eligible: all in B, weight 1, on day 20
+    # without impact (no sigma yet); equity at B's closes 50, 60, 50.
     strict = Rules(fill="close", impact_coefficient=0.5, min_adv=108_000.0)
     only_b = simulate(panel, "xs-reversal", [_reversal(1.0, 5)], strict)[0]
-    q = 1 / 60
-    impact_b = 0.5 * sb * math.sqrt(q / 2000) * q * 60
-    np.testing.assert_allclose(only_b.equity, [1 - impact_b, q * 50 - impact_b], atol=1e-15)
+    assert only_b.first_fill == 20 and only_b.cost_impact == 0.0
+    np.testing.assert_allclose(only_b.equity, [1.0, 1.2, 1.0], rtol=0, atol=1e-15)
+
+
+def test_the_schedule_does_not_depend_on_weighting_or_impact() -> None:
+    """The review's bug: inverse-vol or impact made 21 rows of history part of eligibility and
+    moved the first rebalance. Now every rule set starts where the score can (day 1 for
+    lookback 1) and rebalances on the same days."""
+    n = 30
+    close = np.array([_alternating(100.0, 110.0, n), _alternating(50.0, 60.0, n)]).T
+    days = np.arange("2024-01-01", n, dtype="datetime64[D]")
+    panel = Panel(days, np.array(["A", "B"]), close, close, np.full((n, 2), 1000.0))
+    runs = [
+        simulate(panel, "xs-reversal", [_reversal(0.5, 7)], rules)[0]
+        for rules in (
+            Rules(),
+            Rules(weighting="inverse-vol"),
+            Rules(impact_coefficient=1.0),
+            Rules(weighting="inverse-vol", impact_coefficient=1.0, direction="long-short"),
+        )
+    ]
+    # Decisions 1, 8, 15, 22 (29 would fill on day 30, past the end): fills 2, 9, 16, 23.
+    assert [r.first_fill for r in runs] == [2, 2, 2, 2]
+    assert [r.n_rebalances for r in runs] == [4, 4, 4, 4]
+
+
+def test_inverse_vol_weight_of_a_name_without_20_returns() -> None:
+    """A and B have 21 rows before t = 21; C listed 3 rows before. Quantile 1, long-only.
+    C's sigma is unknown: it gets the mean of the others' 1 / sigma, so weights are
+    1/sa : 1/sb : (1/sa + 1/sb)/2, normalized to 1."""
+    n = 22
+    a = _alternating(100.0, 110.0, n)
+    b = _alternating(50.0, 60.0, n)
+    c = [NAN] * 18 + [20.0, 21.0, 22.0, 23.0]
+    close = np.array([a, b, c]).T
+    days = np.arange("2024-01-01", n, dtype="datetime64[D]")
+    volume = np.where(np.isnan(close), NAN, 1000.0)
+    panel = Panel(days, np.array(["A", "B", "C"]), close, close, volume)
+    rules = Rules(fill="close", weighting="inverse-vol")
+    run = simulate(panel, "xs-reversal", [_reversal(1.0, 21)], rules)[0]
+    # The first decision is t = 1 (lookback 1), when nobody has a sigma: A and B (C is not
+    # listed yet) equally weighted, 0.5 each at closes 110 and 60.
+    assert run.first_fill == 1
+    np.testing.assert_allclose(run.equity[:2], [1.0, 0.5 / 110 * 100 + 0.5 / 60 * 50])
+    # At t = 21 the kernel's weights, from its own scores and sigmas:
+    sa = (0.1 + 1 / 11) / 2 * math.sqrt(20 / 19)
+    sb = (0.2 + 1 / 6) / 2 * math.sqrt(20 / 19)
+    decision = decide(panel, "xs-reversal", (1,), rules, np.array([21]))
+    np.testing.assert_allclose(decision.sigma[0, :2], [sa, sb], rtol=1e-12)
+    assert np.isnan(decision.sigma[0, 2])
+    w = target_weights(decision.score[0], decision.sigma[0], np.array([1.0]), rules)[0]
+    raw = np.array([1 / sa, 1 / sb, (1 / sa + 1 / sb) / 2])
+    np.testing.assert_allclose(w, raw / raw.sum(), rtol=1e-14)
+    # Long-short, quantile 1/3 (k = 1 of 3): the short side holds one name, C, alone: -0.5
+    # whatever its sigma (a side with no known sigma is equally weighted).
+    scores = np.array([0.3, 0.2, 0.1])
+    ls = target_weights(
+        scores,
+        decision.sigma[0],
+        np.array([1 / 3]),
+        Rules(direction="long-short", weighting="inverse-vol"),
+    )[0]
+    np.testing.assert_allclose(ls, [0.5, 0.0, -0.5], rtol=0, atol=0)
 
 
 def test_scores_count_the_symbols_own_rows() -> None:

@@ -143,18 +143,14 @@ def reference_orders(
             if j is None or prices[s][j] < rules.min_price:
                 continue
             score = _own_score(strategy, params, prices[s], j)
-            sigma = _sigma(prices[s], j) if rules.needs_sigma else 1.0
-            if score is None or sigma is None:
-                continue
-            if rules.weighting == "inverse-vol" and not sigma > 0:
+            if score is None:
                 continue
             if rules.min_adv > 0:
                 dollars = [prices[s][i] * volumes[s][i] for i in range(j - 20, j)]
                 if j < 20 or sum(dollars) / 20 < rules.min_adv:
                     continue
-            if rules.impact_coefficient > 0 and not sum(volumes[s][j - 20 : j]) > 0:
-                continue
-            out[s] = (score, sigma)
+            # Eligibility is the score's and --min-adv's alone; sigma only weights.
+            out[s] = (score, _sigma(prices[s], j))
         return out
 
     start = next(t for t in range(panel.n_dates) if eligible(t))
@@ -173,8 +169,13 @@ def reference_orders(
         shorts = ranked[n - m :] if m else []
         w = dict.fromkeys(names, 0.0)
         for group, sign in ((longs, side), (shorts, -0.5)):
-            inverse_vol = rules.weighting == "inverse-vol"
-            inv = {s: 1 / found[s][1] if inverse_vol else 1.0 for s in group}
+            inv = dict.fromkeys(group, 1.0)
+            if rules.weighting == "inverse-vol":
+                # A name without a positive 20-return sigma counts as the group's mean 1/sigma
+                # (all of them without: equal weights).
+                known = {s: 1 / found[s][1] for s in group if found[s][1]}
+                typical = sum(known.values()) / len(known) if known else 1.0
+                inv = {s: known.get(s, typical) for s in group}
             for s in group:
                 w[s] = sign * inv[s] / sum(inv.values())
         orders[fill] = w

@@ -29,6 +29,7 @@ from analytics.jobs.market_performance import report as mp_report
 from analytics.jobs.risk import report as risk_report
 from analytics.jobs.tca import report as tca_report
 from analytics.report import html, series
+from analytics.report import sweep as report_sweep
 from analytics.report.prices import read_closes
 from analytics.run.committed import CommittedRun as RunView
 from tests.browser import artifacts_dir, ink, network_is_cut_off, render
@@ -552,7 +553,7 @@ def test_backtest_heatmap_is_the_summarys_sharpe(runs: dict[str, Path]) -> None:
     whole = view.table("summary").to_pandas()
     summary = whole[whole["strategy"] != "buy-and-hold"]  # the baseline row is not a trial
     top = view.table("top").to_pandas().sort_values("rank")
-    grid = backtest_report.sharpe_grid(summary, "fast", "slow")
+    grid = report_sweep.sharpe_grid(summary, "fast", "slow")
     # One cell per (slow, fast) pair of the sweep: fast 10..40 x slow 30..60, where (30, 30),
     # (40, 30) and (40, 40) break fast < slow and stay empty (grey).
     assert grid.shape == (4, 4) and len(summary) == 13
@@ -580,7 +581,7 @@ def test_backtest_references_by_hand(runs: dict[str, Path], long_market: Path) -
     view = RunView.load(str(runs["backtest"]))
     equity = view.table("equity").to_pandas()
     top = view.table("top").to_pandas().sort_values("rank")
-    curves = backtest_report.top_growth(equity)
+    curves = report_sweep.top_growth(equity)
     assert sorted(curves) == [1, 2, 3, 4]
     # The drawn curve ends at the top combination's total return.
     assert curves[1].iloc[-1] == pytest.approx(top["total_return"].iloc[0], abs=1e-12)

@@ -22,13 +22,13 @@ def _prepare(settings: RunSettings, options: Options) -> tuple[RunSettings, Opti
     """Before any cluster or output: the grid is valid, the shard resolved, and
     ``--as-of-month previous`` resolved with the exchange calendar (or nothing to do today)."""
     from analytics import sessions
+    from analytics.jobs import sweep_options
     from analytics.jobs.backtest import shards
     from analytics.jobs.backtest.grid import build_combinations, combination_count
     from analytics.jobs.backtest.strategies import registry
 
     combos = build_combinations(registry()[options.strategy], list(options.grid))
-    if options.anchored and options.walk_forward is None:
-        raise InputError("--anchored needs --walk-forward TRAIN:TEST")
+    sweep_options.check_anchored(options)
     settings, options = shards.prepare(settings, options, combination_count(combos))
     if options.as_of_month is not None:
         if settings.end is not None:

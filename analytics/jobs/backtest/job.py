@@ -48,13 +48,13 @@ from analytics.jobs.backtest.strategies import registry
 from analytics.jobs.backtest.strategies._base import Combos
 from analytics.jobs.backtest.sweep import Sweep, combine_all, sweep_task
 from analytics.jobs.contract import JobContext, JobResult, RunSettings
+from analytics.jobs.sweep_outputs import format_verdict, logit_histogram, validation_plan
 from analytics.jobs.tasks import SECONDS_PER_INPUT_BYTE, buckets_within, task_cap
 from analytics.run.display import wait_with_progress
 from analytics.run.execute import parameters
 from analytics.run.folder import WrittenPart
 from analytics.run.resume import Checkpoint
 from analytics.stats import sweep as sweep_validation
-from analytics.stats.walk_forward import parse_walk_forward
 
 NAME = "backtest"
 #: Input bytes per bucket of symbols (a bucket's series and its blocks stay small).
@@ -132,41 +132,9 @@ def scheduler_bound(
     return max(1, min(combos, max(per_chunk, min(by_memory, math.ceil(combos / chunks)))))
 
 
-def validation_plan(options: Options) -> sweep_validation.Plan:
-    """The options' CSCV blocks and walk-forward folds."""
-    spec = None
-    if options.walk_forward is not None:
-        spec = parse_walk_forward(options.walk_forward, anchored=options.anchored)
-    return sweep_validation.Plan(options.cscv_blocks, spec)
-
-
 def _entry_cost(ex: Execution) -> float:
     """One entry's cost as a fraction: fees and slippage on the buy (the engine's)."""
     return (1.0 + ex.slippage) * (1.0 + ex.fee) - 1.0
-
-
-def logit_histogram(logits: np.ndarray, bins: int = 24) -> dict[str, list[float]]:
-    """The CSCV logits' histogram for the report (the manifest keeps 2 x bins numbers, not one
-    per split): equal-width bins over the finite logits, one edge at 0 when they straddle it."""
-    finite = logits[np.isfinite(logits)]
-    if not len(finite):
-        return {"edges": [], "counts": []}
-    lo, hi = float(finite.min()), float(finite.max())
-    if hi <= lo:
-        lo, hi = lo - 0.5, hi + 0.5
-    counts, edges = np.histogram(finite, bins=bins, range=(lo, hi))
-    return {"edges": [float(e) for e in edges], "counts": [int(c) for c in counts]}
-
-
-def _format_verdict(verdict: sweep_validation.Verdict) -> str:
-    c = verdict.cscv
-    text = (
-        f"probability of backtest overfitting {c.pbo:.3f} over {c.n_splits:,} CSCV splits of "
-        f"{c.n_trials:,} combinations (median logit {c.median_logit:.3f})"
-    )
-    if verdict.walk_forward:
-        text += f"; walk-forward: {len(verdict.folds)} fold(s)"
-    return text
 
 
 def _tree(parts: list[Delayed]) -> Delayed:
@@ -428,7 +396,7 @@ def collect(ctx: JobContext, combos: Combos, got: Read, planned: Planned) -> Job
         f"combinations by the Sharpe ratio of the equal-weighted portfolio of "
         f"{got.symbols:,} symbols ({first} .. {last}):\n"
         + _format_top(top_frame, list(combos))
-        + f"\n{NAME}: {_format_verdict(verdict)}",
+        + f"\n{NAME}: {format_verdict(verdict)}",
         flush=True,
     )
     return JobResult(

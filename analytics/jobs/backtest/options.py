@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from analytics.jobs import sweep_options
 from analytics.options import bps, option, positive_int, relative_month
 
 DEFAULT_TOP = 10
@@ -44,29 +45,6 @@ def shard_text(text: str) -> str:
     if not sep or not 1 <= k <= 10_000 or (i is not None and not 0 <= i < k):
         raise ValueError(f"{text!r}: need 1 <= K <= 10000 and 0 <= I < K")
     return text.strip()
-
-
-def cscv_blocks(text: str) -> int:
-    """``--cscv-blocks``: an even number of at least 2."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise ValueError(f"{text!r} is not a whole number (e.g. 16)") from None
-    if value < 2 or value % 2:
-        raise ValueError(f"{text!r}: need an even number of at least 2 (e.g. 16)")
-    return value
-
-
-def walk_forward_text(text: str) -> str:
-    """``--walk-forward TRAIN:TEST``: checked, the text kept (for the manifest)."""
-    from analytics.errors import InputError
-    from analytics.stats.walk_forward import parse_walk_forward
-
-    try:
-        spec = parse_walk_forward(text)
-    except InputError as err:
-        raise ValueError(str(err).removeprefix("--walk-forward ")) from None
-    return f"{spec.train_months}:{spec.test_months}"
 
 
 @dataclass(frozen=True)
@@ -125,32 +103,8 @@ class Options:
         help="combine the K committed shards in OUTPUT/_shards into OUTPUT's tables "
         "(give the shards' options)",
     )
-    keep_returns: bool = option(
-        False,
-        switch=True,
-        help="also write returns/: each combination's daily portfolio return (long format)",
-    )
-    cscv_blocks: int = option(
-        16,
-        parse=cscv_blocks,
-        metavar="S",
-        help="blocks of dates for the probability of backtest overfitting (even, default 16)",
-    )
-    walk_forward: str | None = option(
-        None,
-        parse=walk_forward_text,
-        metavar="TRAIN:TEST",
-        help="walk-forward selection in calendar months (e.g. 36:12): writes walk_forward/ "
-        "and oos_equity/",
-    )
-    anchored: bool = option(
-        False,
-        switch=True,
-        help="walk-forward training windows all start at the first month (with --walk-forward)",
-    )
-    benchmark: str | None = option(
-        None,
-        metavar="SYMBOL",
-        help="benchmark of summary/'s relative columns (default: SPX when the data has it, "
-        "else the equal-weighted universe)",
-    )
+    keep_returns: bool = sweep_options.keep_returns()
+    cscv_blocks: int = sweep_options.cscv_blocks()
+    walk_forward: str | None = sweep_options.walk_forward()
+    anchored: bool = sweep_options.anchored()
+    benchmark: str | None = sweep_options.benchmark("summary")

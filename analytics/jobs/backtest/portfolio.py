@@ -19,6 +19,7 @@ import pyarrow as pa
 
 from analytics.data.buckets import Rows
 from analytics.errors import InputError
+from analytics.jobs import sweep_outputs
 from analytics.jobs.backtest.grid import combination_count
 from analytics.jobs.backtest.stats import METRICS, PPY, TRADE_STATS
 from analytics.jobs.backtest.strategies._base import Combos
@@ -31,8 +32,7 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
 SUMMARY, TOP, EQUITY = "summary", "top", "equity"
-RETURNS, VALIDATION = "returns", "validation"
-WALK_FORWARD, OOS_EQUITY = "walk_forward", "oos_equity"
+RETURNS = sweep_outputs.RETURNS
 #: The strategy of ``summary/``'s baseline row (not a trial).
 BASELINE = "buy-and-hold"
 #: Columns of ``summary/`` and ``top/`` after the metrics: the probabilistic and deflated Sharpe
@@ -144,32 +144,11 @@ def summary_task(
     return written, Candidates(chosen, equity)
 
 
-def returns_schema(combos: Combos) -> pa.Schema:
-    fields = [pa.field("combination", pa.int64())]
-    fields += [f for f in summary_schema(combos) if f.name in combos]
-    fields += [pa.field("date", pa.date32()), pa.field("return", pa.float64())]
-    return pa.schema(fields)
-
-
 def returns_task(
     target: Destination, index: int, combos: Combos, first: int, held: Held, days: IntArray
 ) -> WrittenPart:
-    """Write one chunk's part of ``returns/`` (``--keep-returns``; a Dask task): long format,
-    each combination's dates together, days without a return left out."""
-    r = held.returns  # (days, K)
-    k = r.shape[1]
-    keep = ~np.isnan(r.T.reshape(-1))
-    columns: dict[str, npt.ArrayLike] = {
-        "combination": np.repeat(np.arange(first, first + k, dtype=np.int64), len(days))[keep]
-    }
-    for name, values in combos.items():
-        columns[name] = np.repeat(np.asarray(values), len(days))[keep]
-    columns["date"] = np.tile(days.astype("datetime64[D]"), k)[keep]
-    columns["return"] = r.T.reshape(-1)[keep]
-    schema = returns_schema(combos)
-    table = pa.table(
-        {f.name: pa.array(columns[f.name]).cast(f.type) for f in schema}, schema=schema
-    )
+    """Write one chunk's part of ``returns/`` (``--keep-returns``; a Dask task)."""
+    table = sweep_outputs.returns_table(combos, first, held.returns, days.astype("datetime64[D]"))
     return write_part(target, RETURNS, index, table)
 
 
@@ -267,30 +246,8 @@ def validation_task(
     pieces: Sequence[dict[int, FloatArray]],
 ) -> list[WrittenPart]:
     """Write ``validation/`` and, with walk-forward, ``walk_forward/`` and ``oos_equity/``."""
-    row, folds, equity = sweep_validation.tables(verdict, days.astype("datetime64[D]"), pieces)
-    fields = [pa.field(n, pa.int64() if n.startswith("n_") else pa.float64()) for n in row]
-    table = pa.table({n: pa.array([v]) for n, v in row.items()}, schema=pa.schema(fields))
-    parts = [write_part(target, VALIDATION, 0, table)]
-    if not verdict.walk_forward:
-        return parts
-    at = folds["combination"].to_numpy()
-    params = {name: np.asarray(values)[at] for name, values in combos.items()}
-    head = folds[list(sweep_validation.FOLD_COLUMNS)]
-    tail = folds[list(sweep_validation.FOLD_FIGURES)]
-    frame = pd.concat([head, pd.DataFrame(params, index=folds.index), tail], axis=1)
-    schema = pa.schema(
-        [
-            pa.field("fold", pa.int64()),
-            *(pa.field(n, pa.date32()) for n in sweep_validation.FOLD_COLUMNS[1:5]),
-            pa.field("combination", pa.int64()),
-            *(f for f in summary_schema(combos) if f.name in combos),
-            *(pa.field(n, pa.float64()) for n in sweep_validation.FOLD_FIGURES),
-        ]
-    )
-    parts.append(write_part(target, WALK_FORWARD, 0, to_arrow(frame, schema)))
-    oos = pa.schema([pa.field("date", pa.date32()), pa.field("equity", pa.float64())])
-    parts.append(write_part(target, OOS_EQUITY, 0, to_arrow(equity, oos)))
-    return parts
+    dates = days.astype("datetime64[D]")
+    return sweep_outputs.write_validation(target, combos, verdict, dates, pieces)
 
 
 def top_task(

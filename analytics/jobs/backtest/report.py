@@ -22,7 +22,6 @@ import logging
 from typing import Final
 
 import numpy as np
-import numpy.typing as npt
 import pandas as pd
 
 from analytics.constants import DEFAULT_BENCHMARK
@@ -30,6 +29,13 @@ from analytics.errors import FinbatchError
 from analytics.jobs.backtest.portfolio import BASELINE, VALIDATION_STATS
 from analytics.jobs.backtest.stats import METRICS, TRADE_STATS
 from analytics.report import html, plots, prices, series
+from analytics.report.sweep import (
+    combination_label,
+    parameter_label,
+    sharpe_grid,
+    top_growth,
+    validation_blocks,
+)
 from analytics.run.committed import CommittedRun as RunView
 
 log = logging.getLogger(__name__)
@@ -54,43 +60,10 @@ _TOP_FORMATS: Final = {
     "psr": html.fmt_ratio,
     "dsr": html.fmt_ratio,
 }
-_FOLD_FORMATS: Final = {
-    "train_sharpe": html.fmt_ratio,
-    "test_sharpe": html.fmt_ratio,
-    "test_total_return": html.fmt_pct,
-    "rank_correlation": html.fmt_ratio,
-}
 
 
 def parameter_columns(frame: pd.DataFrame) -> list[str]:
     return [c for c in frame.columns if c not in _NOT_PARAMETERS]
-
-
-def _label(value: object) -> str:
-    number = float(str(value))
-    return f"{number:g}"
-
-
-def combination_label(row: pd.Series, params: list[str]) -> str:
-    return " ".join(f"{p}={_label(row[p])}" for p in params)
-
-
-def sharpe_grid(summary: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
-    """Best portfolio Sharpe ratio for each (y, x) pair of parameter values (rows: y)."""
-    grid = summary.pivot_table(index=y, columns=x, values="sharpe", aggfunc="max", dropna=False)
-    return grid.sort_index().sort_index(axis=1)
-
-
-def top_growth(equity: pd.DataFrame) -> dict[int, pd.Series]:
-    """Each ranked combination's cumulative return (``equity - 1``) by date."""
-    curves = {}
-    for rank, group in equity.groupby("rank", sort=True):
-        curve = group.sort_values("date")
-        dates = pd.DatetimeIndex(pd.to_datetime(curve["date"]))
-        curves[int(str(rank))] = pd.Series(
-            curve["equity"].to_numpy(dtype=np.float64) - 1.0, index=dates
-        )
-    return curves
 
 
 def references(view: RunView, dates: pd.DatetimeIndex) -> dict[str, pd.Series]:
@@ -170,7 +143,7 @@ def _sharpe_chart(view: RunView, summary: pd.DataFrame, params: list[str]) -> st
     if len(params) == 1:
         by = summary.groupby(params[0])["sharpe"].max().sort_index()
         return plots.bar_chart(
-            [f"{params[0]}={_label(v)}" for v in by.index],
+            [f"{params[0]}={parameter_label(v)}" for v in by.index],
             by.to_numpy(dtype=np.float64),
             title="Portfolio Sharpe ratio by parameter",
             value_label="Sharpe ratio (annualized, risk-free 0)",
@@ -190,7 +163,10 @@ def _sharpe_chart(view: RunView, summary: pd.DataFrame, params: list[str]) -> st
     values = grid.to_numpy(dtype=np.float64)
     if np.isfinite(values).any():
         r, c = (int(i) for i in np.unravel_index(int(np.nanargmax(values)), values.shape))
-        best = f"outlined: the best, {x}={_label(grid.columns[c])} {y}={_label(grid.index[r])}"
+        best = (
+            f"outlined: the best, {x}={parameter_label(grid.columns[c])} "
+            f"{y}={parameter_label(grid.index[r])}"
+        )
         best += f" (Sharpe {values[r, c]:.2f})"
     else:
         best = ""
@@ -208,87 +184,6 @@ def _constraint_text(strategy: str) -> str:
 
     found = strategies.registry().get(strategy)
     return found.constraint_text if found is not None else ""
-
-
-def logit_values(histogram: dict[str, list[float]]) -> npt.NDArray[np.float64]:
-    """The histogram's bin centres, each repeated by its count: drawn with as many equal-width
-    bins, each centre falls in a bin of its own, so the bars are the histogram's counts."""
-    edges = np.asarray(histogram["edges"], dtype=np.float64)
-    counts = np.asarray(histogram["counts"], dtype=np.int64)
-    return np.repeat((edges[:-1] + edges[1:]) / 2.0, counts)
-
-
-def _oos_chart(view: RunView, params: list[str]) -> str:
-    oos = view.table("oos_equity").to_pandas().sort_values("date")
-    dates = pd.DatetimeIndex(pd.to_datetime(oos["date"]))
-    growth = pd.Series(oos["equity"].to_numpy(dtype=np.float64) - 1.0, index=dates)
-    lines = [plots.Line("walk-forward, stitched out-of-sample", growth, plots.PALETTE[0])]
-    if view.has_table("equity"):
-        curves = top_growth(view.table("equity").to_pandas())
-        if curves and len(dates):
-            best = curves[min(curves)]
-            best = best[best.index >= dates[0]]
-            if len(best):
-                wealth = (1.0 + best) / (1.0 + best.iloc[0])
-                top = view.table("top").to_pandas().sort_values("rank")
-                name = "in-sample best"
-                if len(top):
-                    name += f" #1 {combination_label(top.iloc[0], params)}"
-                lines.append(plots.Line(name, wealth - 1.0, plots.BLACK, dashed=True))
-    return plots.cumulative_chart(
-        lines, title="Walk-forward out-of-sample equity against the in-sample best"
-    )
-
-
-def _validation(view: RunView, params: list[str]) -> list[str]:
-    """PBO and its logits, the walk-forward folds and their stitched equity."""
-    if not view.has_table("validation"):
-        return []
-    row = view.table("validation").to_pandas().iloc[0]
-    cards = [
-        ("PBO (probability of backtest overfitting)", html.fmt_ratio(row["pbo"])),
-        ("CSCV splits", f"{int(row['n_splits']):,}"),
-        ("median logit", html.fmt_ratio(row["median_logit"])),
-        ("OOS on IS slope", html.fmt_ratio(row["oos_is_slope"])),
-        ("P(OOS loss)", html.fmt_pct(row["prob_oos_loss"])),
-    ]
-    if "wf_oos_sharpe" in row.index:
-        cards.append(("walk-forward OOS Sharpe", html.fmt_ratio(row["wf_oos_sharpe"])))
-        cards.append(("mean training Sharpe", html.fmt_ratio(row["wf_mean_train_sharpe"])))
-    blocks = ["<h3>Is the best combination luck?</h3>", html.cards(cards)]
-    figures = []
-    histogram = view.summary.get("logit_histogram")
-    if histogram and histogram.get("counts"):
-        figures.append(
-            html.figure(
-                plots.histogram(
-                    logit_values(histogram),
-                    title="CSCV: logit of the in-sample best's out-of-sample rank",
-                    x_label="logit λ (λ ≤ 0: at or below the out-of-sample median)",
-                    y_label="splits",
-                    bins=len(histogram["counts"]),
-                    markers=[plots.Marker(0.0, "overfit at or below", plots.PALETTE[1])],
-                ),
-                f"PBO = the share of the {int(row['n_splits']):,} splits with λ ≤ 0.",
-            )
-        )
-    if view.has_table("oos_equity"):
-        figures.append(html.figure(_oos_chart(view, params)))
-    blocks.append(f'<div class="charts">{"".join(figures)}</div>')
-    if view.has_table("walk_forward"):
-        folds = view.table("walk_forward").to_pandas().sort_values("fold")
-        head = ["fold", "train_start", "train_end", "test_start", "test_end", "combination"]
-        columns = [*head, *params, *_FOLD_FORMATS]
-        formats = [
-            html.fmt_int,
-            *([None] * 4),
-            html.fmt_int,
-            *([None] * len(params)),
-            *_FOLD_FORMATS.values(),
-        ]
-        blocks.append("<h3>Walk-forward folds</h3>")
-        blocks.append(html.table(columns, (list(r) for r in folds[columns].values), formats))
-    return blocks
 
 
 def section(view: RunView) -> str:
@@ -333,5 +228,5 @@ def section(view: RunView) -> str:
     ]
     table = html.table(columns, (list(r) for r in top[columns].values), formats)
     blocks += ["<h3>Top combinations by portfolio Sharpe ratio</h3>", table]
-    blocks += _validation(view, params)
+    blocks += validation_blocks(view, params)
     return html.section(f"Backtest: {s.get('strategy', '')}", *blocks, anchor="backtest")

@@ -15,10 +15,12 @@ from analytics.jobs.portfolio_backtest.options import Options
 
 
 def _prepare(settings: RunSettings, options: Options) -> tuple[RunSettings, Options]:
-    """Before any cluster or output: the grid fits the strategy."""
+    """Before any cluster or output: the grid fits the strategy, --anchored has walk-forward."""
+    from analytics.jobs import sweep_options
     from analytics.jobs.portfolio_backtest.families import combinations
 
     combinations(options.strategy, list(options.grid))
+    sweep_options.check_anchored(options)
     return settings, options
 
 
@@ -45,6 +47,10 @@ JOB = JobSpec(
         Table("top", key=("rank",), derived={"parameters": _parameters_json}),
         Table("equity"),
         Table("holdings", key=("rank", "symbol")),
+        Table("returns"),
+        Table("validation", key=("n_trials",)),
+        Table("walk_forward", key=("fold",), derived={"parameters": _parameters_json}),
+        Table("oos_equity", key=("date",)),
     ),
     run=lazy("analytics.jobs.portfolio_backtest.job", "run"),
     prepare=_prepare,

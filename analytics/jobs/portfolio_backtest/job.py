@@ -29,20 +29,25 @@ import pandas as pd
 from dask.delayed import delayed
 from distributed import Future, wait
 
+from analytics.constants import DEFAULT_BENCHMARK
 from analytics.data import buckets
 from analytics.data.datasets import Selection, list_files, skipped_rows, with_bad_rows
 from analytics.errors import InputError
 from analytics.jobs.backtest.grid import combination_count, take
+from analytics.jobs.backtest.portfolio import Market
+from analytics.jobs.backtest.strategies._base import Combos
 from analytics.jobs.contract import JobContext, JobResult
 from analytics.jobs.portfolio_backtest import tables
 from analytics.jobs.portfolio_backtest.families import as_dicts, combinations
 from analytics.jobs.portfolio_backtest.options import Options
 from analytics.jobs.portfolio_backtest.panel import Panel
 from analytics.jobs.portfolio_backtest.scores import Rules
-from analytics.jobs.portfolio_backtest.simulate import simulate
+from analytics.jobs.portfolio_backtest.simulate import first_fill, simulate
+from analytics.jobs.sweep_outputs import format_verdict, logit_histogram, validation_plan
 from analytics.jobs.tasks import task_cap
 from analytics.run.display import wait_with_progress
 from analytics.run.folder import WrittenPart
+from analytics.stats import sweep as sweep_validation
 
 NAME = "portfolio-backtest"
 COLUMNS = ("open", "close", "volume")
@@ -173,55 +178,130 @@ def _format_top(frame: pd.DataFrame, params: Sequence[str]) -> str:
     return str(shown.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
 
 
+def _validated_dates(dates: Any, start: int) -> Any:
+    return dates[start:]
+
+
+def _label(market: Market) -> str:
+    return market.label
+
+
+def _never_fills(first: str, last: str, options: Options) -> InputError:
+    when = "before the selection's last date" if options.fill == "next-open" else "on any date"
+    return InputError(
+        f"no {options.strategy} combination of the grid ever fills: no symbol is eligible "
+        f"{when} in {first} .. {last} (each needs its score's history of rows, close >= "
+        "--min-price and, with --min-adv, 20 rows of dollar volume); select more dates or "
+        "shorter look-backs"
+    )
+
+
+def prepare_validation(
+    ctx: JobContext,
+    panel: Future[Any],
+    combos: Combos,
+    rules: Rules,
+    ends: tuple[str, str],
+    n_dates: int,
+) -> tuple[Future[Any], int]:
+    """Before any output: the benchmark (a missing ``--benchmark`` fails here), the sweep's
+    first fill (the validated calendar starts there) and CSCV's blocks over that calendar."""
+    client = ctx.client
+    options: Options = ctx.options
+    benchmark = options.benchmark or DEFAULT_BENCHMARK
+    market = client.submit(
+        tables.market, panel, benchmark, options.benchmark is not None, pure=False
+    )
+    start = client.submit(first_fill, panel, options.strategy, as_dicts(combos), rules, pure=False)
+    _wait([market, start], f"{NAME}: benchmark")
+    client.submit(_label, market, pure=False).result()  # raises the benchmark's InputError
+    first = int(start.result())
+    if first < 0:
+        raise _never_fills(*ends, options)
+    sweep_validation.check(validation_plan(options), n_dates - first)
+    return market, first
+
+
 def run(ctx: JobContext) -> JobResult:
-    """Read the panel, sweep the chunks, write the tables (the module docstring's plan)."""
+    """Read the panel, sweep the chunks, validate, write the tables (the module's plan)."""
     client, settings = ctx.client, ctx.settings
     options: Options = ctx.options
     combos = combinations(options.strategy, list(options.grid))
     rules = rules_of(options)
+    plan = validation_plan(options)
     panel, files, sel = read(ctx)
     n_dates, n_symbols = client.submit(_shape, panel, pure=False).result()
     dates = client.submit(_dates, panel)
+    first_day, last_day = (str(np.datetime64(d, "D")) for d in client.submit(_ends, dates).result())
+    market, start = prepare_validation(ctx, panel, combos, rules, (first_day, last_day), n_dates)
+    validated_dates = client.submit(_validated_dates, dates, start)
+    target = settings.destination
     total = combination_count(combos)
     threads = sum(client.nthreads().values()) or 1
     per_chunk = scheduler_bound(
         combinations_per_chunk(total, n_dates, threads), total, n_dates, n_symbols, threads
     )
     chunks = [slice(i, min(total, i + per_chunk)) for i in range(0, total, per_chunk)]
-    writes, candidates = [], []
-    for p, chunk in enumerate(chunks):
+    runs, figures = [], []
+    for chunk in chunks:
         part: Mapping[str, Any] = take(combos, chunk)
-        runs = client.submit(
+        chunk_runs = client.submit(
             simulate_task, panel, options.strategy, as_dicts(part), rules, pure=False
         )
+        runs.append(chunk_runs)
+        figures.append(
+            client.submit(tables.figures_task, chunk_runs, dates, start, plan, pure=False)
+        )
+    verdict = client.submit(sweep_validation.judge, figures, validated_dates, plan, pure=False)
+    writes, candidates, extras, pieces = [], [], [], []
+    for p, chunk in enumerate(chunks):
+        part = take(combos, chunk)
         written = client.submit(
             tables.results_task,
-            settings.destination,
+            target,
             p,
             options.strategy,
             part,
             chunk.start,
-            runs,
+            runs[p],
+            figures[p],
+            verdict,
+            market,
             options.top,
             pure=False,
         )
         writes.append(client.submit(operator.getitem, written, 0, pure=False))
         candidates.append(client.submit(operator.getitem, written, 1, pure=False))
-    final = client.submit(
-        tables.top_task, settings.destination, combos, dates, candidates, options.top, pure=False
+        if options.keep_returns:
+            extras.append(
+                client.submit(
+                    tables.returns_task, target, p, part, chunk.start, runs[p], dates, pure=False
+                )
+            )
+        if plan.walk_forward is not None:
+            pieces.append(
+                client.submit(tables.pieces_task, runs[p], verdict, chunk.start, start, pure=False)
+            )
+    validation = client.submit(
+        tables.validation_task, target, combos, verdict, dates, start, pieces, pure=False
     )
-    _wait([*writes, final], NAME)
+    final = client.submit(
+        tables.top_task, target, combos, dates, candidates, options.top, pure=False
+    )
+    _wait([*writes, *extras, validation, final], NAME)
     results: list[WrittenPart] = client.gather(writes)
     top_parts, top_frame = final.result()
-    first, last = (str(np.datetime64(d, "D")) for d in client.submit(_ends, dates).result())
+    found: sweep_validation.Verdict = verdict.result()
     print(
         f"{NAME}: top {len(top_frame)} of {total:,} {options.strategy} combinations by Sharpe "
-        f"ratio, {n_symbols:,} symbols ({first} .. {last}):\n"
-        + _format_top(top_frame, list(combos)),
+        f"ratio, {n_symbols:,} symbols ({first_day} .. {last_day}):\n"
+        + _format_top(top_frame, list(combos))
+        + f"\n{NAME}: {format_verdict(found)}",
         flush=True,
     )
+    validated_from = str(client.submit(_ends, validated_dates).result()[0].astype("datetime64[D]"))
     return JobResult(
-        parts=[*results, *top_parts],
+        parts=[*results, *top_parts, *validation.result(), *client.gather(extras)],
         inputs={"prices": files},
         summary={
             "skipped_rows": skipped_rows(client, sel),
@@ -229,8 +309,12 @@ def run(ctx: JobContext) -> JobResult:
             "combinations": total,
             "symbols": n_symbols,
             "days": n_dates,
-            "start": first,
-            "end": last,
+            "start": first_day,
+            "end": last_day,
             "combination_chunks": len(chunks),
+            "benchmark": client.submit(_label, market).result(),
+            "validated_from": validated_from,
+            "pbo": found.cscv.pbo,
+            "logit_histogram": logit_histogram(found.cscv.logits),
         },
     )

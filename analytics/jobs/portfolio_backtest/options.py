@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from analytics.jobs import sweep_options
 from analytics.options import bps, finite_float, option, positive_int
 
 #: The strategies (the kernel's ``scores.DEFAULTS`` keys; a test keeps the two lists equal).
@@ -78,3 +79,8 @@ class Options:
         help="eligible only with mean close x volume over its 20 rows before >= DOLLARS",
     )
     top: int = option(DEFAULT_TOP, parse=positive_int, metavar="N", help="default 10")
+    keep_returns: bool = sweep_options.keep_returns()
+    cscv_blocks: int = sweep_options.cscv_blocks()
+    walk_forward: str | None = sweep_options.walk_forward()
+    anchored: bool = sweep_options.anchored()
+    benchmark: str | None = sweep_options.benchmark("results")

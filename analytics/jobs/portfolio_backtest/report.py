@@ -1,14 +1,16 @@
 """The portfolio-backtest section: the top combinations' equity, Sharpe ratio over the two
-main parameters, the top table, the cost breakdown and the best combination's holdings."""
+main parameters, the top table (with ``psr`` and ``dsr``), the cost breakdown, the best
+combination's holdings, and the sweeps' validation blocks (:mod:`analytics.report.sweep`: PBO
+and its logits, walk-forward folds, stitched out-of-sample equity against the in-sample best)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from analytics.jobs.backtest.report import combination_label, sharpe_grid, top_growth
 from analytics.jobs.portfolio_backtest.tables import PARAMETERS
 from analytics.report import html, plots
+from analytics.report.sweep import combination_label, sharpe_grid, top_growth, validation_blocks
 from analytics.run.committed import CommittedRun as RunView
 
 #: Most distinct values per heatmap axis (a finer grid is shown as the tables only).
@@ -27,6 +29,8 @@ _TOP_FORMATS = {
     "avg_long": html.fmt_ratio,
     "avg_short": html.fmt_ratio,
     "n_rebalances": html.fmt_int,
+    "psr": html.fmt_ratio,
+    "dsr": html.fmt_ratio,
 }
 COSTS = ("cost_fees", "cost_slippage", "cost_impact", "cost_borrow")
 
@@ -93,6 +97,8 @@ def section(view: RunView) -> str:
     if len(top):
         best = top.iloc[0]
         cards.append((f"best: {combination_label(best, params)}", f"Sharpe {best['sharpe']:.2f}"))
+        if "dsr" in top.columns:
+            cards.append(("best's deflated Sharpe (DSR)", html.fmt_ratio(best["dsr"])))
     figures = [_equity_chart(view, params, top)]
     if params and len(results):
         figures.append(html.figure(_sharpe_chart(results, params)))
@@ -126,5 +132,6 @@ def section(view: RunView) -> str:
         cost_table,
         f"<h3>Holdings of the best combination at the last close ({len(held)} names)</h3>",
         hold_table,
+        *validation_blocks(view, params),
         anchor="portfolio-backtest",
     )

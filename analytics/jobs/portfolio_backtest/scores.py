@@ -98,12 +98,16 @@ def check_params(strategy: str, params: Mapping[str, float]) -> None:
 
 
 def history_rows(strategy: str, key: tuple[int, ...], rules: Rules) -> int:
-    """The symbol's rows before t its eligibility needs (row number at t must be >= this)."""
+    """The symbol's rows before t its eligibility needs (row number at t must be >= this).
+
+    The score's history and, with ``--min-adv``, the 20 rows of its dollar volume: nothing for
+    the weights or the impact (a name without a 20-return sigma is still eligible; see
+    :func:`.selection.inverse_volatility` and :func:`.simulate.impact_bases`), so the rebalance
+    schedule does not depend on ``--weighting`` or ``--impact-coefficient``.
+    """
     need = key[0]  # lookback, or window (window returns need window + 1 rows)
     if rules.min_adv > 0:
         need = max(need, VOL_ROWS)
-    if rules.needs_sigma:
-        need = max(need, VOL_ROWS + 1)
     return need
 
 
@@ -142,7 +146,7 @@ class Decision:
     """What is known at each decision date: scores (NaN = not eligible), sigma and ADV."""
 
     score: FloatArray  # (R, S)
-    sigma: FloatArray  # (R, S) std (ddof=1) of the 20 returns of the 21 rows before t
+    sigma: FloatArray  # (R, S) std (ddof=1) of the 20 returns of the 21 rows before t (NaN: fewer)
     adv: FloatArray  # (R, S) mean share volume of the 20 rows before t
 
 
@@ -174,10 +178,6 @@ def decide(
                 sigma[r] = np.std(c[1:] / c[:-1] - 1.0, axis=0, ddof=1)
     if rules.min_adv > 0:
         ok &= dollar >= rules.min_adv
-    if rules.weighting == "inverse-vol":
-        ok &= sigma > 0
-    if rules.impact_coefficient > 0:
-        ok &= np.isfinite(sigma) & (adv > 0)
     return Decision(np.where(ok, score, np.nan), sigma, adv)
 
 

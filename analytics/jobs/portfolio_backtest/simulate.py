@@ -30,7 +30,12 @@ from analytics.jobs.portfolio_backtest.scores import (
     decide,
     first_eligible,
 )
-from analytics.jobs.portfolio_backtest.selection import long_count, rankings, weights_from_ranks
+from analytics.jobs.portfolio_backtest.selection import (
+    inverse_volatility,
+    long_count,
+    rankings,
+    weights_from_ranks,
+)
 
 #: The starting capital; costs are reported over it.
 INITIAL_CAPITAL = 1.0
@@ -121,6 +126,24 @@ def simulate(
     return [r for r in runs if r is not None]
 
 
+def first_fill(
+    panel: Panel, strategy: str, combos: Sequence[Mapping[str, float]], rules: Rules
+) -> int:
+    """The calendar index of the earliest first fill of any of ``combos`` (-1: none fills).
+
+    A combination's first fill is its score's first eligible date (or the next session with
+    next-open fills): the same for every combination that shares the score's parameters.
+    """
+    offset = 1 if rules.fill == "next-open" else 0
+    keys = {tuple(int(p[name]) for name in SCORE_PARAMS[strategy]) for p in combos}
+    found = []
+    for key in sorted(keys):
+        start = first_eligible(panel, strategy, key, rules)
+        if start >= 0 and start + offset < panel.n_dates:
+            found.append(start + offset)
+    return min(found, default=-1)
+
+
 @dataclass(frozen=True)
 class _Plan:
     """The rebalances of the combinations that share a score: the union of their fill days."""
@@ -153,16 +176,23 @@ def _plan(
     counts = long_count(quantiles[None, :], n[:, None]) if len(fills) else np.zeros((0, 1), int)
     inverse = None
     if rules.weighting == "inverse-vol":
-        with np.errstate(divide="ignore"):
-            inverse = np.where(ranks < panel.n_symbols, 1.0 / decision.sigma, 0.0)
+        inverse = inverse_volatility(decision.sigma, ranks < panel.n_symbols)
     impact = None
     if rules.impact_coefficient > 0:
-        with np.errstate(invalid="ignore", divide="ignore"):
-            base = rules.impact_coefficient * decision.sigma / np.sqrt(decision.adv)
-        # A symbol without sigma or ADV was not eligible, so it is only ever sold here if held
-        # from before, when it had them; 0 keeps 0 x NaN out of the sum.
-        impact = np.where(np.isfinite(base), base, 0.0)
+        impact = impact_bases(rules.impact_coefficient, decision.sigma, decision.adv)
     return _Plan(fills, active, ranks, counts, inverse, impact)
+
+
+def impact_bases(coefficient: float, sigma: FloatArray, adv: FloatArray) -> FloatArray:
+    """Y x sigma / sqrt(ADV) per symbol: a trade of d shares at price p pays it x |d|^1.5 x p.
+
+    0 (no impact, fees and slippage still paid) where sigma or ADV is unknown or ADV is 0: a
+    name with fewer than 20 returns (or 20 rows of volume) before the decision is eligible, and
+    the formula has nothing to say about it.
+    """
+    with np.errstate(invalid="ignore", divide="ignore"):
+        base = coefficient * sigma / np.sqrt(adv)
+    return np.asarray(np.where(np.isfinite(base), base, 0.0), dtype=np.float64)
 
 
 def _event_days(panel: Panel, fills: IntArray) -> IntArray:

@@ -1,8 +1,15 @@
-"""The tables of ``portfolio-backtest``: ``results/``, ``top/``, ``equity/`` and ``holdings/``.
+"""The tables of ``portfolio-backtest``: ``results/``, ``top/``, ``equity/`` and ``holdings/``,
+and the validation tables through the sweeps' shared layer (:mod:`analytics.stats.sweep`,
+:mod:`analytics.jobs.sweep_outputs`).
 
 Pure functions of what the simulation tasks hand back (:class:`ChunkRuns`); the job's Dask
 layer maps them. The metrics are market-performance's (:mod:`analytics.stats.metrics`, 252
 periods a year) on each combination's daily returns from its first fill's day.
+
+The validated calendar (CSCV's blocks, walk-forward's months) is the panel's dates from the
+sweep's first fill (``start``: the earliest first fill of any combination) to the last date: a
+combination that starts later has no return (NaN) before its own first fill, left out of its
+sums as a day without a return is.
 """
 
 from __future__ import annotations
@@ -16,16 +23,20 @@ import pandas as pd
 import pyarrow as pa
 
 from analytics.constants import TRADING_DAYS_PER_YEAR
-from analytics.jobs.backtest.portfolio import ranking
+from analytics.jobs import sweep_outputs
+from analytics.jobs.backtest.portfolio import Market, MarketPart, market_series, ranking
 from analytics.jobs.backtest.strategies._base import Combos
+from analytics.jobs.portfolio_backtest.panel import Panel
 from analytics.jobs.portfolio_backtest.scores import DEFAULTS
 from analytics.jobs.portfolio_backtest.simulate import Holdings, Run
 from analytics.run.folder import Destination, WrittenPart, to_arrow, write_part
 from analytics.stats import metrics
+from analytics.stats import sweep as sweep_validation
 
 FloatArray = npt.NDArray[np.float64]
 PPY = TRADING_DAYS_PER_YEAR
 RESULTS, TOP, EQUITY, HOLDINGS = "results", "top", "equity", "holdings"
+RETURNS = sweep_outputs.RETURNS
 METRICS = (
     "total_return",
     "annual_return",
@@ -45,6 +56,9 @@ RUN_STATS = (
     "cost_borrow",
     "n_rebalances",
 )
+#: Columns of ``results/`` and ``top/`` after the run's statistics: the probabilistic and
+#: deflated Sharpe ratios and the benchmark-relative statistics.
+VALIDATION_STATS = ("psr", "dsr", *sweep_validation.RELATIVE_FIELDS)
 #: Every strategy parameter's column name.
 PARAMETERS = frozenset(name for params in DEFAULTS.values() for name in params)
 
@@ -85,10 +99,8 @@ def chunk_runs(runs: Sequence[Run], n_dates: int) -> ChunkRuns:
 def results_schema(combos: Combos, *, ranked: bool = False) -> pa.Schema:
     fields = [pa.field("rank", pa.int64())] if ranked else []
     fields.append(pa.field("strategy", pa.string()))
-    for name, values in combos.items():
-        kind = pa.int64() if np.asarray(values).dtype.kind in "iu" else pa.float64()
-        fields.append(pa.field(name, kind))
-    for name in (*METRICS, *RUN_STATS):
+    fields += sweep_outputs.parameter_fields(combos)
+    for name in (*METRICS, *RUN_STATS, *VALIDATION_STATS):
         fields.append(pa.field(name, pa.int64() if name == "n_rebalances" else pa.float64()))
     return pa.schema(fields)
 
@@ -102,6 +114,66 @@ def results_frame(strategy: str, combos: Combos, runs: ChunkRuns) -> pd.DataFram
     for name in RUN_STATS:
         frame[name] = runs.stats[name]
     return frame
+
+
+def validated(runs: ChunkRuns, start: int) -> FloatArray:
+    """(T, C): the chunk's returns over the validated calendar (the dates from ``start``)."""
+    return np.ascontiguousarray(runs.returns[:, start:].T)
+
+
+def figures_task(
+    runs: ChunkRuns, dates: npt.NDArray[np.datetime64], start: int, plan: sweep_validation.Plan
+) -> sweep_validation.ChunkFigures:
+    """A chunk's validation figures over the validated calendar (a Dask task)."""
+    return sweep_validation.chunk_figures(validated(runs, start), dates[start:], plan)
+
+
+def pieces_task(
+    runs: ChunkRuns, verdict: sweep_validation.Verdict, first: int, start: int
+) -> dict[int, FloatArray]:
+    """The test-window returns of the walk-forward choices in this chunk (a Dask task)."""
+    return sweep_validation.chosen_pieces(validated(runs, start), verdict, first)
+
+
+def returns_task(
+    target: Destination,
+    index: int,
+    combos: Combos,
+    first: int,
+    runs: ChunkRuns,
+    dates: npt.NDArray[np.datetime64],
+) -> WrittenPart:
+    """Write one chunk's part of ``returns/`` (``--keep-returns``; a Dask task): each
+    combination's daily returns from its first fill's day."""
+    table = sweep_outputs.returns_table(combos, first, validated(runs, 0), dates)
+    return write_part(target, RETURNS, index, table)
+
+
+def validation_task(
+    target: Destination,
+    combos: Combos,
+    verdict: sweep_validation.Verdict,
+    dates: npt.NDArray[np.datetime64],
+    start: int,
+    pieces: Sequence[dict[int, FloatArray]],
+) -> list[WrittenPart]:
+    """Write ``validation/`` and, with walk-forward, ``walk_forward/`` and ``oos_equity/``."""
+    return sweep_outputs.write_validation(target, combos, verdict, dates[start:], pieces)
+
+
+def market(panel: Panel, benchmark: str, explicit: bool) -> Market:
+    """The benchmark's and the equal-weighted universe's daily returns over the panel's dates
+    (a Dask task): each symbol's ``close / its previous row's close - 1`` on the days it has a
+    row after its first (market-performance's convention), the universe their mean that day.
+    An ``explicit`` benchmark without prices is an :class:`~analytics.errors.InputError`."""
+    before = np.vstack([np.full((1, panel.n_symbols), np.nan), panel.last_close[:-1]])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rets = np.where(panel.has_row & (panel.row_number >= 1), panel.close / before - 1, np.nan)
+    has = ~np.isnan(rets)
+    column = np.flatnonzero(panel.symbols == benchmark)
+    bench = rets[:, column[0]].copy() if len(column) else None
+    part = MarketPart(np.where(has, rets, 0.0).sum(axis=1), has.sum(axis=1), bench)
+    return market_series([part], benchmark, explicit)
 
 
 @dataclass(frozen=True)
@@ -120,6 +192,9 @@ def results_task(
     combos: Combos,
     first: int,
     runs: ChunkRuns,
+    figures: sweep_validation.ChunkFigures,
+    verdict: sweep_validation.Verdict,
+    benchmark: Market,
     top: int,
 ) -> tuple[WrittenPart, Candidates]:
     """Write one chunk's part of ``results/``; hand back its best ``top`` (a Dask task).
@@ -127,6 +202,11 @@ def results_task(
     ``first`` is the chunk's first combination in the grid (ties are broken in grid order).
     """
     frame = results_frame(strategy, combos, runs)
+    for name, values in sweep_validation.sharpe_columns(figures, verdict).items():
+        frame[name] = values
+    relative = sweep_validation.relative_columns(validated(runs, 0), benchmark.benchmark)
+    for name, values in relative.items():
+        frame[name] = values
     written = write_part(target, RESULTS, index, to_arrow(frame, results_schema(combos)))
     best = ranking(frame["sharpe"], np.arange(len(frame)))[:top]
     equity = runs.equity[best]
