@@ -6,7 +6,6 @@ numpy/scipy loops over ``returns/`` written here, independently of :mod:`analyti
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 import math
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 from scipy import stats
 
+from tests import sweep_reference as ref
 from tests.conftest import read_manifest, run_cli
 
 # Sweeps with 12,870-split checks against plain loops: outside the fast lane.
@@ -106,82 +106,26 @@ def edge(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-# ---------------------------------------------------------------------------------------------
-# The independent reference: plain loops over returns/.
-
-
-def _matrix(out: Path) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
-    """returns/ as dates (T,) and a (T, N) matrix in combination order, and the parameters."""
-    frame = pd.read_parquet(out / "returns")
-    wide = frame.pivot(index="date", columns="combination", values="return").sort_index()
-    params = frame.drop_duplicates("combination").set_index("combination").sort_index()
-    return wide.index.to_numpy(), wide.to_numpy(dtype=np.float64), params
-
-
-def _daily_sharpe(r: np.ndarray) -> float:
-    return float(np.mean(r) / np.std(r, ddof=1))
-
-
-def _psr(r: np.ndarray, sr0: float) -> float:
-    sr = _daily_sharpe(r)
-    g3 = stats.skew(r)
-    g4 = stats.kurtosis(r, fisher=False)
-    z = (sr - sr0) * math.sqrt(len(r) - 1) / math.sqrt(1 - g3 * sr + (g4 - 1) / 4 * sr**2)
-    return float(stats.norm.cdf(z))
-
-
-def _sr0(sharpes: list[float]) -> float:
-    n, gamma = len(sharpes), 0.5772156649
-    return float(
-        math.sqrt(np.var(sharpes, ddof=1))
-        * ((1 - gamma) * stats.norm.ppf(1 - 1 / n) + gamma * stats.norm.ppf(1 - 1 / (n * math.e)))
-    )
-
-
-def _pbo(returns: np.ndarray, blocks: int = 16) -> dict[str, float]:
-    t, n = returns.shape
-    length = t // blocks
-    kept = returns[t % blocks :]
-    cut = [kept[b * length : (b + 1) * length] for b in range(blocks)]
-    logits, is_best, oos_best = [], [], []
-    for chosen in itertools.combinations(range(blocks), blocks // 2):
-        rest = [b for b in range(blocks) if b not in chosen]
-        ins = np.concatenate([cut[b] for b in chosen])
-        oos = np.concatenate([cut[b] for b in rest])
-        is_sr = [_daily_sharpe(ins[:, k]) for k in range(n)]
-        oos_sr = [_daily_sharpe(oos[:, k]) for k in range(n)]
-        best = int(np.argmax(is_sr))  # the first of equal maxima: the lowest index
-        omega = stats.rankdata(oos_sr)[best] / (n + 1)
-        logits.append(math.log(omega / (1 - omega)))
-        is_best.append(is_sr[best])
-        oos_best.append(oos_sr[best])
-    slope = np.polyfit(is_best, oos_best, 1)[0]
-    return {
-        "pbo": float(np.mean(np.asarray(logits) <= 0)),
-        "n_splits": len(logits),
-        "median_logit": float(np.median(logits)),
-        "oos_is_slope": float(slope),
-        "prob_oos_loss": float(np.mean(np.asarray(oos_best) < 0)),
-    }
+# The independent reference (plain loops over returns/) is tests/sweep_reference.py.
 
 
 def _check_against_reference(out: Path) -> tuple[pd.DataFrame, dict[str, float]]:
-    _dates, r, params = _matrix(out)
+    _dates, r, params = ref.matrix(out)
     n = r.shape[1]
     assert n == 24 and list(params["lookback"]) == list(range(1, 25))
-    sharpes = [_daily_sharpe(r[:, k]) for k in range(n)]
-    sr0 = _sr0(sharpes)
+    sharpes = [ref.daily_sharpe(r[:, k]) for k in range(n)]
+    sr0 = ref.sr0(sharpes)
     summary = pd.read_parquet(out / "summary")
     trials = summary[summary["strategy"] == "momentum"].sort_values("lookback")
     assert trials["lookback"].tolist() == list(range(1, 25))
-    expected_psr = [_psr(r[:, k], 0.0) for k in range(n)]
-    expected_dsr = [_psr(r[:, k], sr0) for k in range(n)]
+    expected_psr = [ref.psr(r[:, k], 0.0) for k in range(n)]
+    expected_dsr = [ref.psr(r[:, k], sr0) for k in range(n)]
     np.testing.assert_allclose(trials["psr"], expected_psr, rtol=0, atol=1e-9)
     np.testing.assert_allclose(trials["dsr"], expected_dsr, rtol=0, atol=1e-9)
     # The annualized Sharpe of summary/ is the same series' daily one x sqrt(252).
     np.testing.assert_allclose(trials["sharpe"], np.asarray(sharpes) * math.sqrt(252), rtol=1e-9)
     validation = pd.read_parquet(out / "validation").iloc[0]
-    reference = _pbo(r)
+    reference = ref.pbo(r)
     assert validation["n_trials"] == n
     for name, value in reference.items():
         assert validation[name] == pytest.approx(value, abs=1e-9), name
@@ -285,7 +229,7 @@ def test_walk_forward_folds_by_hand(noise: Path, tmp_path: Path, scheduler: str)
     columns = ["fold", "train_start", "train_end", "test_start", "test_end"]
     assert [tuple(r) for r in folds[columns].itertuples(index=False)] == expected
     # The chosen combination: the highest training Sharpe, by a plain loop over returns/.
-    dates, r, params = _matrix(out)
+    dates, r, params = ref.matrix(out)
     days = pd.DatetimeIndex(dates)
     pieces = []
     for fold, (_, train_lo, train_hi, test_lo, test_hi) in zip(
@@ -293,16 +237,16 @@ def test_walk_forward_folds_by_hand(noise: Path, tmp_path: Path, scheduler: str)
     ):
         train = (days >= pd.Timestamp(train_lo)) & (days <= pd.Timestamp(train_hi))
         test = (days >= pd.Timestamp(test_lo)) & (days <= pd.Timestamp(test_hi))
-        sharpes = [_daily_sharpe(r[train, k]) * math.sqrt(252) for k in range(r.shape[1])]
+        sharpes = [ref.daily_sharpe(r[train, k]) * math.sqrt(252) for k in range(r.shape[1])]
         best = int(np.argmax(sharpes))
         assert fold.combination == best
         assert fold.lookback == params.loc[best, "lookback"]
         assert fold.train_sharpe == pytest.approx(sharpes[best], rel=1e-9)
         assert fold.test_sharpe == pytest.approx(
-            _daily_sharpe(r[test, best]) * math.sqrt(252), rel=1e-9
+            ref.daily_sharpe(r[test, best]) * math.sqrt(252), rel=1e-9
         )
         assert fold.test_total_return == pytest.approx(np.prod(1 + r[test, best]) - 1, rel=1e-9)
-        test_sharpes = [_daily_sharpe(r[test, k]) for k in range(r.shape[1])]
+        test_sharpes = [ref.daily_sharpe(r[test, k]) for k in range(r.shape[1])]
         assert fold.rank_correlation == pytest.approx(
             stats.spearmanr(sharpes, test_sharpes).statistic, rel=1e-9
         )
@@ -314,7 +258,7 @@ def test_walk_forward_folds_by_hand(noise: Path, tmp_path: Path, scheduler: str)
     np.testing.assert_allclose(equity["equity"], np.cumprod(1 + stitched.to_numpy()), rtol=1e-12)
     row = pd.read_parquet(out / "validation").iloc[0]
     assert row["wf_oos_sharpe"] == pytest.approx(
-        _daily_sharpe(stitched.to_numpy()) * math.sqrt(252)
+        ref.daily_sharpe(stitched.to_numpy()) * math.sqrt(252)
     )
     assert row["wf_mean_train_sharpe"] == pytest.approx(folds["train_sharpe"].mean())
     assert row["n_splits"] == 6  # C(4, 2)
@@ -333,7 +277,7 @@ def test_benchmark_columns_and_the_buy_and_hold_baseline(noise: Path) -> None:
     assert baseline["total_return"] == pytest.approx(np.prod(1 + held) - 1, rel=1e-9)
     assert baseline["benchmark_return"] == pytest.approx(np.prod(1 + universe[1:]) - 1, rel=1e-9)
     # A trial against the benchmark over the dates both have: day 0 has no benchmark return.
-    _dates, r, _ = _matrix(noise / "run")
+    _dates, r, _ = ref.matrix(noise / "run")
     k = 3
     diff = r[1:, k] - universe[1:]
     row = summary[(summary["strategy"] == "momentum") & (summary["lookback"] == k + 1)].iloc[0]
