@@ -34,6 +34,26 @@ def validation_plan(options: Any) -> sweep_validation.Plan:
     return sweep_validation.Plan(options.cscv_blocks, spec)
 
 
+def ranking(sharpe: npt.ArrayLike, order: npt.ArrayLike) -> npt.NDArray[np.int64]:
+    """Indices by Sharpe ratio, best first (NaN last), ties in grid ``order``."""
+    s = np.asarray(sharpe, dtype=np.float64)
+    key = np.where(np.isnan(s), np.inf, -s)
+    return np.lexsort((np.asarray(order), key)).astype(np.int64)
+
+
+def ranked_top(
+    frames: Sequence[pd.DataFrame], top: int
+) -> tuple[pd.DataFrame, npt.NDArray[np.int64]]:
+    """``top/``'s rows from every chunk's candidates (rows with ``_order``, their index in the
+    grid): the best ``top`` by Sharpe ratio, ``rank`` first; and where each came from in the
+    candidates' concatenation (to pick their curves)."""
+    frame = pd.concat(frames, ignore_index=True)
+    best = ranking(frame["sharpe"], frame["_order"])[:top]
+    chosen = frame.iloc[best].drop(columns="_order").reset_index(drop=True)
+    chosen.insert(0, "rank", np.arange(1, len(chosen) + 1, dtype=np.int64))
+    return chosen, best
+
+
 def parameter_fields(combos: Mapping[str, npt.ArrayLike]) -> list[pa.Field]:
     """The parameters' columns: int64 for whole-number parameters, float64 for the others."""
     fields = []

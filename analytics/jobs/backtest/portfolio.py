@@ -70,19 +70,10 @@ def summary_frame(
 def summary_schema(combos: Combos, *, ranked: bool = False) -> pa.Schema:
     fields = [pa.field("rank", pa.int64())] if ranked else []
     fields.append(pa.field("strategy", pa.string()))
-    for name, values in combos.items():
-        kind = pa.int64() if np.asarray(values).dtype.kind in "iu" else pa.float64()
-        fields.append(pa.field(name, kind))
+    fields += sweep_outputs.parameter_fields(combos)
     for name in (*METRICS, *TRADE_STATS, *VALIDATION_STATS):
         fields.append(pa.field(name, pa.int64() if name == "n_trades" else pa.float64()))
     return pa.schema(fields)
-
-
-def ranking(sharpe: npt.ArrayLike, order: npt.ArrayLike) -> IntArray:
-    """Indices by Sharpe ratio, best first (NaN last), ties in grid order."""
-    s = np.asarray(sharpe, dtype=np.float64)
-    key = np.where(np.isnan(s), np.inf, -s)
-    return np.lexsort((np.asarray(order), key)).astype(np.int64)
 
 
 @dataclass(frozen=True)
@@ -138,7 +129,7 @@ def summary_task(
         frame[name] = values
     table = to_arrow(frame, summary_schema(combos))
     written = write_part(target, SUMMARY, index, table)
-    best = ranking(frame["sharpe"], np.arange(len(frame)))[:top]
+    best = sweep_outputs.ranking(frame["sharpe"], np.arange(len(frame)))[:top]
     equity = np.cumprod(1.0 + np.nan_to_num(r[best]), axis=1, dtype=np.float64)
     chosen = frame.iloc[best].assign(_order=first + best).reset_index(drop=True)
     return written, Candidates(chosen, equity)
@@ -258,11 +249,8 @@ def top_task(
     top: int,
 ) -> tuple[list[WrittenPart], pd.DataFrame]:
     """Write ``top/`` and ``equity/`` from every chunk's candidates (a Dask task)."""
-    frame = pd.concat([c.frame for c in candidates], ignore_index=True)
+    chosen, best = sweep_outputs.ranked_top([c.frame for c in candidates], top)
     curves = np.concatenate([c.equity for c in candidates], axis=0)
-    best = ranking(frame["sharpe"], frame["_order"])[:top]
-    chosen = frame.iloc[best].drop(columns="_order").reset_index(drop=True)
-    chosen.insert(0, "rank", np.arange(1, len(chosen) + 1, dtype=np.int64))
     schema = summary_schema(combos, ranked=True)
     parts = [write_part(target, TOP, 0, to_arrow(chosen, schema))]
     n_days = len(days)

@@ -11,9 +11,10 @@ The main parameters are the strategy's first two (its declaration's order, which
 of the parameter columns in ``summary/``); with more than two, each cell shows the best Sharpe
 ratio over the others; with one, the Sharpe ratio is a bar per value.
 
-The validation (issue 14): PBO with the histogram of the CSCV splits' logits (the manifest keeps
-its bins), the walk-forward folds, and the stitched out-of-sample equity against the in-sample
-best over the same dates; the top table shows ``psr`` and ``dsr``.
+The validation (issue 14), blocks shared with portfolio-backtest (:mod:`analytics.report.sweep`):
+PBO with the histogram of the CSCV splits' logits (the manifest keeps its bins), the walk-forward
+folds, and the stitched out-of-sample equity against the in-sample best over the same dates; the
+top table shows ``psr`` and ``dsr``.
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ import pyarrow as pa
 
 from analytics.constants import TRADING_DAYS_PER_YEAR
 from analytics.jobs import sweep_outputs
-from analytics.jobs.backtest.portfolio import Market, MarketPart, market_series, ranking
+from analytics.jobs.backtest.portfolio import Market, MarketPart, market_series
 from analytics.jobs.backtest.strategies._base import Combos
 from analytics.jobs.portfolio_backtest.panel import Panel
 from analytics.jobs.portfolio_backtest.scores import DEFAULTS
@@ -208,7 +208,7 @@ def results_task(
     for name, values in relative.items():
         frame[name] = values
     written = write_part(target, RESULTS, index, to_arrow(frame, results_schema(combos)))
-    best = ranking(frame["sharpe"], np.arange(len(frame)))[:top]
+    best = sweep_outputs.ranking(frame["sharpe"], np.arange(len(frame)))[:top]
     equity = runs.equity[best]
     chosen = frame.iloc[best].assign(_order=first + best).reset_index(drop=True)
     return written, Candidates(chosen, equity, [runs.holdings[i] for i in best])
@@ -222,12 +222,9 @@ def top_task(
     top: int,
 ) -> tuple[list[WrittenPart], pd.DataFrame]:
     """Write ``top/``, ``equity/`` and ``holdings/`` from every chunk's candidates (a task)."""
-    frame = pd.concat([c.frame for c in candidates], ignore_index=True)
+    chosen, best = sweep_outputs.ranked_top([c.frame for c in candidates], top)
     curves = np.concatenate([c.equity for c in candidates], axis=0)
     held = [h for c in candidates for h in c.holdings]
-    best = ranking(frame["sharpe"], frame["_order"])[:top]
-    chosen = frame.iloc[best].drop(columns="_order").reset_index(drop=True)
-    chosen.insert(0, "rank", np.arange(1, len(chosen) + 1, dtype=np.int64))
     schema = results_schema(combos, ranked=True)
     parts = [write_part(target, TOP, 0, to_arrow(chosen, schema))]
     params = [f for f in schema if f.name in combos]
