@@ -596,6 +596,7 @@ def test_portfolio_backtest_tables(
     out = str(tmp_path / "pbt")
     args = ["portfolio-backtest", "--strategy", "xs-reversal", "--grid", "lookback=1,3"]
     args += ["--grid", "quantile=0.2,0.5", "--borrow-bps", "20", "--direction", "long-short"]
+    args += ["--walk-forward", "2:1", "--cscv-blocks", "8"]
     common = ["--scheduler", scheduler, "--db-url", pg_env.url, "--db-schema", schema]
     result = run_cli([*args, "--input", str(market), "--output", out, "--run-id", "pbt", *common])
     assert result.code == 0, result.stderr
@@ -607,6 +608,9 @@ def test_portfolio_backtest_tables(
         if table.loaded
     }
     assert counts["results"] == 4 and counts["top"] == 4 and counts["holdings"] > 0
+    # The validation tables: one row; a fold a month from the third month; their equity.
+    assert counts["validation"] == 1 and counts["walk_forward"] >= 3
+    assert counts["oos_equity"] > 0
     columns = "parameters, lookback, quantile, rebalance"
     rows = query(pg_env, f"SELECT {columns} FROM {schema}.portfolio_backtest_results")
     for parameters, *values in rows:
