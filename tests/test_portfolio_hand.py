@@ -385,3 +385,23 @@ def test_bad_parameters_are_refused(params: dict[str, float], message: str) -> N
     panel = _panel(["A", "B", "C"], CLOSE_1, CLOSE_1)
     with pytest.raises(InputError, match=message):
         simulate(panel, "xs-momentum", [params], Rules())
+
+
+def test_the_benchmark_and_the_equal_weighted_universe() -> None:
+    """market-performance's convention: a symbol's return on a day it has a row after its
+    first, against its previous row's close. A: 10, 11, -, 12.1; B lists on day 1: 20, 22, 22.
+    Day 0: nobody has a return; day 1: A 0.1 (B's first row); day 2: B 0.1 (A has no row);
+    day 3: A 12.1 / 11 - 1 = 0.1 (over its gap), B 0: the mean 0.05."""
+    from analytics.jobs.portfolio_backtest.tables import market
+
+    close = [[10.0, NAN], [11.0, 20.0], [NAN, 22.0], [12.1, 22.0]]
+    panel = _panel(["A", "B"], close, close)
+    named = market(panel, "B", explicit=True)
+    assert named.label == "B"
+    np.testing.assert_allclose(named.universe, [NAN, 0.1, 0.1, 0.05], rtol=1e-14)
+    np.testing.assert_allclose(named.benchmark, [NAN, NAN, 0.1, 0.0], rtol=1e-14)
+    default = market(panel, "SPX", explicit=False)  # no SPX: the universe
+    assert default.label == "equal-weighted"
+    np.testing.assert_array_equal(default.benchmark, default.universe)
+    with pytest.raises(InputError, match="benchmark symbol 'C' has no prices"):
+        market(panel, "C", explicit=True)

@@ -10,11 +10,19 @@ Plan (nothing of size combinations x dates reaches the driver):
    cluster (and at most ``CHUNK_CELLS`` of returns each); one task per chunk runs the kernel
    (:func:`.simulate.simulate`) over its combinations, vectorized, and hands back their daily
    returns and counts (:class:`.tables.ChunkRuns`);
-3. one task per chunk computes its metrics, writes its part of ``results/`` and hands back its
-   best combinations; one last task writes ``top/``, ``equity/`` and ``holdings/``.
+3. before any output, two small tasks on the panel: the benchmark's and the universe's daily
+   returns (a ``--benchmark`` without prices fails here) and the sweep's first fill, where the
+   validated calendar of CSCV and walk-forward starts;
+4. one task per chunk reduces its returns to the validation figures; one small task judges
+   them all (:func:`analytics.stats.sweep.judge`);
+5. one task per chunk computes its metrics, ``psr``, ``dsr`` and relative columns, writes its
+   part of ``results/`` (and ``returns/``) and hands back its best combinations (and its
+   walk-forward choices' test returns); one task writes ``top/``, ``equity/`` and
+   ``holdings/``, one ``validation/``, ``walk_forward/`` and ``oos_equity/``.
 
 A task's memory is the panel (its inputs and derived grids, about 10 times the close matrix)
-plus its chunk (combinations x (dates + 4 x symbols) floats).
+plus its chunk (combinations x (dates + 4 x symbols) floats). The chunks' runs stay on the
+workers from step 2 to step 5.
 """
 
 from __future__ import annotations
@@ -182,6 +190,10 @@ def _validated_dates(dates: Any, start: int) -> Any:
     return dates[start:]
 
 
+def _validated_from(dates: Any, start: int) -> str:
+    return str(np.datetime64(dates[start], "D"))
+
+
 def _label(market: Market) -> str:
     return market.label
 
@@ -201,11 +213,12 @@ def prepare_validation(
     panel: Future[Any],
     combos: Combos,
     rules: Rules,
-    ends: tuple[str, str],
+    ends: tuple[str, ...],
     n_dates: int,
-) -> tuple[Future[Any], int]:
-    """Before any output: the benchmark (a missing ``--benchmark`` fails here), the sweep's
-    first fill (the validated calendar starts there) and CSCV's blocks over that calendar."""
+) -> tuple[Future[Any], str, int]:
+    """Before any output: the benchmark (a missing ``--benchmark`` fails here) and its label,
+    the sweep's first fill (the validated calendar starts there) and CSCV's blocks over that
+    calendar."""
     client = ctx.client
     options: Options = ctx.options
     benchmark = options.benchmark or DEFAULT_BENCHMARK
@@ -214,12 +227,12 @@ def prepare_validation(
     )
     start = client.submit(first_fill, panel, options.strategy, as_dicts(combos), rules, pure=False)
     _wait([market, start], f"{NAME}: benchmark")
-    client.submit(_label, market, pure=False).result()  # raises the benchmark's InputError
+    label = str(client.submit(_label, market, pure=False).result())  # or the InputError
     first = int(start.result())
     if first < 0:
-        raise _never_fills(*ends, options)
+        raise _never_fills(ends[0], ends[-1], options)
     sweep_validation.check(validation_plan(options), n_dates - first)
-    return market, first
+    return market, label, first
 
 
 def run(ctx: JobContext) -> JobResult:
@@ -232,8 +245,9 @@ def run(ctx: JobContext) -> JobResult:
     panel, files, sel = read(ctx)
     n_dates, n_symbols = client.submit(_shape, panel, pure=False).result()
     dates = client.submit(_dates, panel)
-    first_day, last_day = (str(np.datetime64(d, "D")) for d in client.submit(_ends, dates).result())
-    market, start = prepare_validation(ctx, panel, combos, rules, (first_day, last_day), n_dates)
+    ends = tuple(str(np.datetime64(d, "D")) for d in client.submit(_ends, dates).result())
+    first_day, last_day = ends
+    market, label, start = prepare_validation(ctx, panel, combos, rules, ends, n_dates)
     validated_dates = client.submit(_validated_dates, dates, start)
     target = settings.destination
     total = combination_count(combos)
@@ -299,7 +313,7 @@ def run(ctx: JobContext) -> JobResult:
         + f"\n{NAME}: {format_verdict(found)}",
         flush=True,
     )
-    validated_from = str(client.submit(_ends, validated_dates).result()[0].astype("datetime64[D]"))
+    validated_from = client.submit(_validated_from, dates, start).result()
     return JobResult(
         parts=[*results, *top_parts, *validation.result(), *client.gather(extras)],
         inputs={"prices": files},
@@ -312,7 +326,7 @@ def run(ctx: JobContext) -> JobResult:
             "start": first_day,
             "end": last_day,
             "combination_chunks": len(chunks),
-            "benchmark": client.submit(_label, market).result(),
+            "benchmark": label,
             "validated_from": validated_from,
             "pbo": found.cscv.pbo,
             "logit_histogram": logit_histogram(found.cscv.logits),

@@ -37,6 +37,8 @@ FloatArray = npt.NDArray[np.float64]
 PPY = TRADING_DAYS_PER_YEAR
 RESULTS, TOP, EQUITY, HOLDINGS = "results", "top", "equity", "holdings"
 RETURNS = sweep_outputs.RETURNS
+#: Dates x symbols of the market's temporaries at once (8 Mi cells, 64 MiB a float array).
+MARKET_CELLS = 8 * 2**20
 METRICS = (
     "total_return",
     "annual_return",
@@ -166,13 +168,25 @@ def market(panel: Panel, benchmark: str, explicit: bool) -> Market:
     (a Dask task): each symbol's ``close / its previous row's close - 1`` on the days it has a
     row after its first (market-performance's convention), the universe their mean that day.
     An ``explicit`` benchmark without prices is an :class:`~analytics.errors.InputError`."""
-    before = np.vstack([np.full((1, panel.n_symbols), np.nan), panel.last_close[:-1]])
-    with np.errstate(invalid="ignore", divide="ignore"):
-        rets = np.where(panel.has_row & (panel.row_number >= 1), panel.close / before - 1, np.nan)
-    has = ~np.isnan(rets)
+    t = panel.n_dates
+    sums, counts = np.zeros(t), np.zeros(t, dtype=np.int64)
     column = np.flatnonzero(panel.symbols == benchmark)
-    bench = rets[:, column[0]].copy() if len(column) else None
-    part = MarketPart(np.where(has, rets, 0.0).sum(axis=1), has.sum(axis=1), bench)
+    bench = np.full(t, np.nan) if len(column) else None
+    step = max(1, MARKET_CELLS // max(1, panel.n_symbols))  # bounded temporaries (T, S)
+    for t0 in range(0, t, step):
+        days = slice(t0, min(t, t0 + step))
+        before = panel.last_close[max(0, t0 - 1) : days.stop - 1]
+        if t0 == 0:
+            before = np.vstack([np.full((1, panel.n_symbols), np.nan), before])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rets = panel.close[days] / before - 1
+        rets[~(panel.has_row[days] & (panel.row_number[days] >= 1))] = np.nan
+        has = ~np.isnan(rets)
+        sums[days] = np.where(has, rets, 0.0).sum(axis=1)
+        counts[days] = has.sum(axis=1)
+        if bench is not None:
+            bench[days] = rets[:, column[0]]
+    part = MarketPart(sums, counts, bench)
     return market_series([part], benchmark, explicit)
 
 
