@@ -75,6 +75,8 @@ SMALL = 1024
 PANEL_FACTOR = 7
 #: A chunk's best combinations handed to the top task (rows and equity curves): ``--top``.
 TOP_ROWS = 10
+#: CSCV's splits with the default 16 blocks, C(16, 8): the verdict keeps one logit each.
+CSCV_SPLITS = 12_870
 
 
 @dataclass
@@ -240,7 +242,8 @@ def backtest(data: Data, combos: int, threads: int, capped: bool = True) -> Grap
 
 
 def portfolio_backtest(data: Data, combos: int, threads: int, capped: bool = True) -> Graph:
-    """The tasks of :func:`analytics.jobs.portfolio_backtest.job.run`."""
+    """The tasks of :func:`analytics.jobs.portfolio_backtest.job.run` (default options: no
+    ``--keep-returns``, no walk-forward)."""
     symbols = len(data.names)
     per_chunk = pjob.combinations_per_chunk(combos, data.days, threads)
     if capped:
@@ -264,17 +267,30 @@ def portfolio_backtest(data: Data, combos: int, threads: int, capped: bool = Tru
     g.add("is-empty", [panel], SMALL, near=panel)
     g.add("shape", [panel], SMALL, near=panel)
     dates = g.add("dates", [panel], data.days * FLOAT, near=panel)
-    candidates = []
+    g.add("ends", [dates], SMALL, near=dates)
+    # Before any output: the benchmark's and universe's returns, the first fill, the label.
+    market = g.add("market", [panel], data.days * 16, near=panel)
+    g.add("first-fill", [panel], SMALL, near=panel)
+    g.add("label", [market], SMALL, near=market)
+    validated = g.add("validated-dates", [dates], data.days * FLOAT, near=dates)
+    runs, figures = [], []
     for chunk in chunks:
         k = chunk.stop - chunk.start
         cost = k * data.days * symbols * pjob.SECONDS_PER_CELL
-        runs = g.add("simulate", [panel], k * data.days * 16, cost)
+        runs.append(g.add("simulate", [panel], k * data.days * 16, cost))
+        # Sharpe moments, 16 CSCV block sums and counts per combination.
+        figures.append(g.add("figures", [runs[-1], dates], SMALL + k * 40 * FLOAT, near=runs[-1]))
+    verdict = g.add("verdict", [*figures, validated], SMALL + CSCV_SPLITS * FLOAT)
+    candidates = []
+    for chunk, run, fig in zip(chunks, runs, figures, strict=True):
+        k = chunk.stop - chunk.start
         best = min(TOP_ROWS, k) * data.days * FLOAT
-        results = g.add("results", [runs], SMALL + best, near=runs)
+        results = g.add("results", [run, fig, verdict, market], SMALL + best, near=run)
         g.add("results-part", [results], SMALL, near=results)
         candidates.append(g.add("candidates", [results], best, near=results))
+    g.add("validation", [verdict, dates], SMALL)
     g.add("top", [dates, *candidates], SMALL)
-    g.add("ends", [dates], SMALL, near=dates)
+    g.add("validated-from", [dates], SMALL, near=dates)
     return g
 
 

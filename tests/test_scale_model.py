@@ -132,14 +132,16 @@ def test_portfolio_chunks_at_1000_nodes_by_hand() -> None:
     from analytics.jobs.portfolio_backtest import job as pjob
 
     # 10,000 x 5,040 x 5,000 cells x 4.2e-8 s = 10,584 s; the cap sqrt(0.25 x 10,584 / 0.002)
-    # = 1,150 tasks, 4 a chunk: 287 chunks, ceil(10,000 / 287) = 35 a chunk (the threads' rule
+    # = 1,150 tasks, 5 a chunk: 230 chunks, ceil(10,000 / 230) = 44 a chunk (the threads' rule
     # wanted 1; the memory bound is 8 Mi / 5,040 = 1,664).
     wanted = pjob.combinations_per_chunk(10_000, 5040, 64_000)
     assert wanted == 1
-    assert pjob.scheduler_bound(wanted, 10_000, 5040, 5000, 64_000) == 35
-    # ceil(10,000 / 35) = 286 chunks: 20 reads, the panel and its 4 small tasks, the top.
+    assert pjob.scheduler_bound(wanted, 10_000, 5040, 5000, 64_000) == 44
+    # ceil(10,000 / 44) = 228 chunks of 5 tasks; 20 reads; the panel and its 8 small tasks
+    # (is-empty, shape, dates, ends, market, first fill, label, validated dates); the verdict,
+    # validation, top and validated-from.
     g = scale_model.portfolio_backtest(scale_model.synthetic(5000, 20, 29.0), 10_000, 64_000)
-    assert len(g) == 20 + 6 + 4 * 286
+    assert len(g) == 20 + 1 + 8 + 4 + 5 * 228
 
 
 def test_measure_by_hand() -> None:

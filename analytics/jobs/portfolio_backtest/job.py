@@ -67,8 +67,9 @@ CHUNK_CELLS = 8 * 2**20
 #: Seconds of one core per combination x symbol x date (docs/performance.md: the kernel's 18.8
 #: combinations/s/core on 500 symbols x 2,516 sessions): the work the scheduler cap weighs.
 SECONDS_PER_CELL = 4.2e-8
-#: Tasks per chunk: the simulation, the results, and their two outputs.
-TASKS_PER_CHUNK = 4
+#: Tasks per chunk: the simulation, its validation figures, the results and their two outputs
+#: (one more each with ``--keep-returns`` and ``--walk-forward``).
+TASKS_PER_CHUNK = 5
 #: A graph that finishes within this many seconds is waited for without the progress feed.
 QUIET_WAIT_S = 3.0
 
