@@ -181,3 +181,30 @@ def test_sma_matches_a_plain_mean_on_long_drifting_history() -> None:
         for i in (window - 1, 1000, 2519):
             want = close[i - window + 1 : i + 1].mean(axis=0) - mean
             np.testing.assert_allclose(got[i], want, rtol=0, atol=1e-9)
+
+
+def test_combinations_left_out_by_the_rule_are_said(caplog: pytest.LogCaptureFixture) -> None:
+    """A grid value whose combinations all break the strategy's rule is not dropped silently.
+
+    sma-cross keeps fast < slow: of fast 10,50 x slow 20,40 it keeps (10,20) and (10,40) and
+    leaves out (50,20) and (50,40): 2 of 4. xs-momentum keeps skip < lookback: with the default
+    skip 21, lookback 20 breaks it, so lookback 20,40,60 x quantile 0.2,0.5 leaves out 2 of 6.
+    """
+    from analytics.jobs.portfolio_backtest.families import combinations
+
+    caplog.set_level("WARNING")
+    combos = build_combinations(get("sma-cross"), ["fast=10,50", "slow=20,40"], say_refused=True)
+    assert combination_count(combos) == 2
+    portfolio = combinations(
+        "xs-momentum", ["lookback=20,40,60", "quantile=0.2,0.5"], say_refused=True
+    )
+    assert combination_count(portfolio) == 4
+    said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert said == [
+        "--grid: 2 of 4 combinations break sma-cross's rule fast < slow and are left out; 2 run",
+        "--grid: 2 of 6 combinations break xs-momentum's rule skip < lookback and are left out; "
+        "4 run",
+    ]
+    caplog.clear()
+    build_combinations(get("sma-cross"), ["fast=10,50", "slow=20,40"])  # the job's own calls
+    assert not caplog.records

@@ -27,7 +27,7 @@ def _prepare(settings: RunSettings, options: Options) -> tuple[RunSettings, Opti
     from analytics.jobs.backtest.grid import build_combinations, combination_count
     from analytics.jobs.backtest.strategies import registry
 
-    combos = build_combinations(registry()[options.strategy], list(options.grid))
+    combos = build_combinations(registry()[options.strategy], list(options.grid), say_refused=True)
     sweep_options.check_anchored(options)
     settings, options = shards.prepare(settings, options, combination_count(combos))
     if options.as_of_month is not None:

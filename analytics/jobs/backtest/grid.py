@@ -8,6 +8,7 @@ errors; a grid that does not fit the strategy is an :class:`InputError`: both ex
 from __future__ import annotations
 
 import argparse
+import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,6 +19,8 @@ import numpy.typing as npt
 
 from analytics.errors import InputError
 from analytics.jobs.backtest.strategies._base import Combos, Param, Values
+
+log = logging.getLogger(__name__)
 
 #: The largest sweep accepted (after the constraint filter is applied, the product before it).
 MAX_COMBINATIONS = 1_000_000
@@ -125,12 +128,15 @@ def _typed(strategy: Family, spec: GridSpec) -> Values:
     return typed
 
 
-def build_combinations(strategy: Family, specs: list[GridSpec] | list[str] | None) -> Combos:
+def build_combinations(
+    strategy: Family, specs: list[GridSpec] | list[str] | None, *, say_refused: bool = False
+) -> Combos:
     """The parameter combinations of a sweep: name -> array of K values.
 
     Raises :class:`InputError` naming the problem: an unknown or repeated parameter, a missing
     one without a default, a value of the wrong kind or out of bounds, too many combinations,
-    or none left by the strategy's constraint.
+    or none left by the strategy's constraint. With ``say_refused`` (once per run, before any
+    cluster), the combinations the constraint leaves out are logged as a warning.
     """
     names = [p.name for p in strategy.params]
     given: dict[str, GridSpec] = {}
@@ -175,6 +181,18 @@ def build_combinations(strategy: Family, specs: list[GridSpec] | list[str] | Non
             raise InputError(
                 f"no combination of the grid satisfies {strategy.name}'s constraint "
                 f"{strategy.constraint_text} ({total:,} tried)"
+            )
+        refused = total - int(keep.sum())
+        if refused and say_refused:
+            # Said, not silent: a grid value whose every combination breaks the rule would
+            # otherwise vanish from every table without a word.
+            log.warning(
+                "--grid: %s of %s combinations break %s's rule %s and are left out; %s run",
+                f"{refused:,}",
+                f"{total:,}",
+                strategy.name,
+                strategy.constraint_text,
+                f"{total - refused:,}",
             )
     return combos
 

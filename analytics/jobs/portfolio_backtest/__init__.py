@@ -19,7 +19,7 @@ def _prepare(settings: RunSettings, options: Options) -> tuple[RunSettings, Opti
     from analytics.jobs import sweep_options
     from analytics.jobs.portfolio_backtest.families import combinations
 
-    combinations(options.strategy, list(options.grid))
+    combinations(options.strategy, list(options.grid), say_refused=True)
     sweep_options.check_anchored(options)
     return settings, options
 

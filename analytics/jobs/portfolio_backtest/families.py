@@ -94,9 +94,10 @@ FAMILIES: Mapping[str, Family] = {
 }
 
 
-def combinations(strategy: str, grid: list[str]) -> Combos:
-    """The sweep's combinations (name -> K values), or :class:`InputError` naming the fault."""
-    combos = build_combinations(FAMILIES[strategy], grid)
+def combinations(strategy: str, grid: list[str], *, say_refused: bool = False) -> Combos:
+    """The sweep's combinations (name -> K values), or :class:`InputError` naming the fault
+    (``say_refused``: log those the strategy's rule leaves out)."""
+    combos = build_combinations(FAMILIES[strategy], grid, say_refused=say_refused)
     if np.any(combos["quantile"] > 1):
         bad = float(np.max(combos["quantile"]))
         raise InputError(f"--grid quantile has {bad:g}; a quantile must be in (0, 1]")
