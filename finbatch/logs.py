@@ -98,9 +98,9 @@ class _Handler(logging.StreamHandler):  # type: ignore[type-arg]
     clears the bar's line first; the bar draws itself again below it."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        display = sys.modules.get("analytics.run.display")  # loaded only when a job runs
-        if display is None:
+        progress = sys.modules.get("analytics.run.progress")  # loaded only when a job runs
+        if progress is None:
             super().emit(record)
             return
-        with display.bar_paused():
+        with progress.bar_paused():
             super().emit(record)

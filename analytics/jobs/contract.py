@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from analytics.data.datasets import DataFile
     from analytics.run.committed import CommittedRun
     from analytics.run.folder import Destination, WrittenPart
+    from analytics.run.progress import Progress
     from analytics.run.resume import Checkpoint
 
 OnBadRows = Literal["fail", "skip"]
@@ -131,15 +132,26 @@ class JobResult:
     summary: dict[str, Any] = field(default_factory=dict)
 
 
+def _progress() -> Progress:
+    from analytics.run.progress import Progress, Silent
+
+    return Progress("job", Silent())
+
+
 @dataclass
 class JobContext:
     """What a job's run receives: the cluster's client, the common settings, its own options,
-    and (for a resumable job) the checkpoint of its finished pieces."""
+    (for a resumable job) the checkpoint of its finished pieces, and where it reports its
+    phases (reading, computing, writing) in its own units (files, symbols, combinations,
+    orders, tables): ``ctx.progress.wait(futures, Phase(...), ...)`` for Dask work,
+    ``ctx.progress.phase(...)`` for the driver's (:mod:`analytics.run.progress`). The job
+    never knows whether that is a bar, log lines or nothing."""
 
     client: Client
     settings: RunSettings
     options: Any
     checkpoint: Checkpoint | None = None
+    progress: Progress = field(default_factory=_progress)
 
 
 Prepare = Callable[[RunSettings, Any], tuple[RunSettings, Any]]

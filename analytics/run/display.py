@@ -1,28 +1,39 @@
-"""Progress of a running graph: a bar on a terminal, a log line every few seconds otherwise.
+"""Dask work shown as a job's phases in its own units (:mod:`analytics.run.progress`).
 
-CloudWatch reads stdout, so off a terminal the progress is a plain line at least every
-``LINE_INTERVAL_S`` seconds (well within the 30 s the operators expect).
+:func:`wait` blocks until the futures finish or one fails. Meanwhile it asks the scheduler,
+every ``POLL_S``, which of the tasks each phase tracks have finished: a phase of ``weights``
+adds the units of each finished task (a task that reads one file is 1 file; a task that
+computes a chunk of 40 combinations is 40), a phase of ``futures`` counts the finished share
+of their whole graph against its total. The phases show in order: the first unfinished one is
+the current one, and a phase whose tasks are all done ends (its line stays).
+
+The scheduler keeps the tracked keys between polls (a tracked task that finished may be
+forgotten by then: a key the scheduler no longer knows, after it knew it, is done). If the
+scheduler cannot run the poll (an external scheduler without finbatch installed), the wait goes
+on without counts.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import itertools
 import logging
-import sys
-import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from dask.utils import format_time
 from distributed import Future
-from distributed.diagnostics.progressbar import TextProgressBar
+from distributed import wait as dask_wait
 
-LINE_INTERVAL_S = 10.0
+from analytics.run.progress import Phase, Progress, bar_paused
+
+POLL_S = 0.2
+log = logging.getLogger(__name__)
+
+__all__ = ["Phase", "bar_paused", "wait", "wait_with_progress"]
 
 
 class _DropCancelledFeed(logging.Filter):
-    """The scheduler logs the progress feed's cancellation at shutdown as an error; it is not."""
+    """The scheduler logs a progress feed's cancellation at shutdown as an error; it is not."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
@@ -31,74 +42,208 @@ class _DropCancelledFeed(logging.Filter):
 
 logging.getLogger("distributed.scheduler").addFilter(_DropCancelledFeed())
 
+#: On the scheduler: per wait, the keys each phase tracks that are not known done yet.
+_TRACKED: dict[str, list[dict[Any, bool]]] = {}
+_COUNTER = itertools.count()
+_DONE_STATES = frozenset({"memory", "released", "forgotten"})
 
-#: The bar being drawn on the terminal, if any (a log line clears it first: :func:`bar_paused`).
-_DRAWN: dict[str, _Progress] = {}
+
+def _graph(scheduler: Any, keys: Sequence[Any]) -> Iterator[Any]:
+    """The keys of ``keys``' tasks and of every task they depend on that has yet to run."""
+    seen: set[Any] = set()
+    stack = [scheduler.tasks[k] for k in keys if k in scheduler.tasks]
+    while stack:
+        ts = stack.pop()
+        if ts.key in seen:
+            continue
+        seen.add(ts.key)
+        yield ts.key
+        if ts.state not in _DONE_STATES:
+            stack.extend(ts.dependencies)
 
 
-@contextlib.contextmanager
-def bar_paused() -> Iterator[None]:
-    """Clear the terminal's progress bar while something else is printed, then draw it again
-    (a log line on stderr would otherwise be written into the middle of the bar)."""
-    bar = _DRAWN.get("bar")
-    if bar is None or not bar.line:
-        yield
+def _start(
+    dask_scheduler: Any, token: str, waited: list[Any], phases: list[tuple[list[Any], list[Any]]]
+) -> list[int] | None:
+    """Register a wait's phases (their weighted keys, or futures whose graph they count);
+    returns each phase's task count, or None while the waited futures are not known yet (the
+    graph is sent as one update: once they are known, a tracked key that is not has run and
+    been forgotten)."""
+    if not all(k in dask_scheduler.tasks for k in waited):
+        return None
+    tracked, sizes = [], []
+    for keys, graph in phases:
+        found = list(_graph(dask_scheduler, graph)) if graph else keys
+        tracked.append({k: True for k in found})
+        sizes.append(len(found))
+    _TRACKED[token] = tracked
+    return sizes
+
+
+def _poll(dask_scheduler: Any, token: str) -> list[list[Any]]:
+    """The tracked keys of each phase that finished since the last poll (a key the scheduler
+    no longer knows was forgotten after it ran)."""
+    finished: list[list[Any]] = []
+    for pending in _TRACKED.get(token, []):
+        now = []
+        for key in list(pending):
+            ts = dask_scheduler.tasks.get(key)
+            if ts is None or ts.state in _DONE_STATES:
+                now.append(key)
+                del pending[key]
+        finished.append(now)
+    return finished
+
+
+def _forget(dask_scheduler: Any, token: str) -> None:
+    _TRACKED.pop(token, None)
+
+
+class _Counter:
+    """One phase's count on the driver, from the finished keys the polls report."""
+
+    def __init__(self, phase: Phase) -> None:
+        self.phase = phase
+        self.finished: set[Any] = set()
+        self.size = 0  # a graph phase's task count
+
+    def units(self) -> tuple[int, int | None]:
+        """(done, total) in the phase's unit; the total is None while a weight is unknown."""
+        p = self.phase
+        if not p.weights:
+            if p.total is None:  # counted in tasks
+                return len(self.finished), self.size or None
+            share = len(self.finished) / self.size if self.size else 0.0
+            return int(share * p.total), p.total
+        done, total, known = 0, 0, True
+        for key, weight in p.weights.items():
+            n = _units(weight)
+            if n is None:
+                known = False
+                continue
+            total += n
+            if key in self.finished:
+                done += n
+        return done, total if known else None
+
+    def complete(self) -> bool:
+        return bool(self.size) and len(self.finished) >= self.size
+
+
+def _units(weight: Any) -> int | None:
+    if isinstance(weight, Future):
+        return int(weight.result()) if weight.done() and weight.status == "finished" else None
+    return int(weight)
+
+
+def _key(item: Any) -> Any:
+    return getattr(item, "key", item)
+
+
+def wait(progress: Progress, futures: Sequence[Future[Any]], phases: Sequence[Phase]) -> None:
+    """Block until ``futures`` (and all they depend on) finish or one fails; show ``phases``.
+
+    Every phase is shown, in order, even one whose tasks were done before the wait (a resumed
+    run's); on success each ends at its total. On a failure the display stops where it was.
+    """
+    counters = [_Counter(p) for p in phases]
+    if phases:
+        progress.start(phases[0].name, counters[0].units()[1], phases[0].unit)
+    if not futures:
+        _show(progress, phases, counters, 0, finished=True)
         return
-    sys.stdout.write("\r\033[K")
-    sys.stdout.flush()
+    poller = _Poller(futures, phases, counters)
+    current = 0
     try:
-        yield
+        while True:
+            try:
+                dask_wait(futures, timeout=POLL_S)
+                finished = True
+            except TimeoutError:
+                finished = False
+            if any(f.status == "error" for f in futures):
+                progress.stop()
+                return
+            poller.poll()
+            current = _show(progress, phases, counters, current, finished)
+            if finished:
+                break
+    except BaseException:
+        progress.stop()
+        raise
     finally:
-        sys.stdout.write(bar.line)
-        sys.stdout.flush()
+        poller.close()
 
 
-def eta(done: int, total: int, elapsed: float) -> str:
-    """The rate (tasks/s) and the time left at that rate, once there is a rate to go by."""
-    if done == 0 or elapsed <= 0:
-        return ""
-    rate = done / elapsed
-    left = (total - done) / rate
-    return f", {rate:,.1f} tasks/s, ETA {format_time(left)}" if done < total else ""
+class _Poller:
+    """The scheduler's side of a wait: registers its phases, reports finished keys."""
+
+    def __init__(
+        self, futures: Sequence[Future[Any]], phases: Sequence[Phase], counters: list[_Counter]
+    ) -> None:
+        self.client = futures[0].client
+        self.token = f"{id(self)}-{next(_COUNTER)}"
+        self.waited = [f.key for f in futures]
+        self.spec = [([_key(k) for k in p.weights], [_key(f) for f in p.futures]) for p in phases]
+        self.counters = counters
+        self.registered = False
+        self.working = bool(phases)
+
+    def poll(self) -> None:
+        if not self.working:
+            return
+        try:
+            if not self.registered:
+                sizes = self.client.run_on_scheduler(
+                    _start, token=self.token, waited=self.waited, phases=self.spec
+                )
+                if sizes is None:
+                    return
+                self.registered = True
+                for counter, size in zip(self.counters, sizes, strict=True):
+                    counter.size = size
+            found = self.client.run_on_scheduler(_poll, token=self.token)
+            for counter, keys in zip(self.counters, found, strict=True):
+                counter.finished.update(keys)
+        except Exception:
+            log.debug("progress: the scheduler cannot report it", exc_info=True)
+            self.working = False
+
+    def close(self) -> None:
+        if self.registered:
+            try:
+                self.client.run_on_scheduler(_forget, token=self.token)
+            except Exception:  # the cluster is going down with the failure
+                log.debug("progress: could not forget %s", self.token, exc_info=True)
 
 
-class _Progress(TextProgressBar):
-    def __init__(self, futures: Sequence[Future[Any]], label: str, tty: bool) -> None:
-        self._label = label
-        self._tty = tty
-        self._last_line = -LINE_INTERVAL_S
-        self.line = ""
-        if tty:
-            _DRAWN["bar"] = self
-        # Poll often either way: the wait ends at the first poll after the work does.
-        super().__init__(futures, interval="100ms", width=30)
-
-    def _draw_bar(self, remaining: int, all: int, **kwargs: Any) -> None:
-        done = all - remaining
-        pct = int(100 * done / all) if all else 100
-        elapsed = format_time(self.elapsed)
-        rest = eta(done, all, self.elapsed)
-        if self._tty:
-            bar = "#" * int(30 * done / all) if all else "#" * 30
-            self.line = f"\r{self._label} [{bar:<30}] {pct:3d}% {done}/{all} tasks {elapsed}{rest}"
-            sys.stdout.write(self.line + "\033[K")
-            sys.stdout.flush()
-        elif time.monotonic() - self._last_line >= LINE_INTERVAL_S or remaining == 0:
-            self._last_line = time.monotonic()
-            line = f"{self._label}: {done}/{all} tasks ({pct}%), {elapsed} elapsed{rest}"
-            print(line, flush=True)
-
-    def _draw_stop(self, **kwargs: Any) -> None:
-        _DRAWN.clear()
-        if self._tty:
-            sys.stdout.write("\n")
-            sys.stdout.flush()
+def _show(
+    progress: Progress,
+    phases: Sequence[Phase],
+    counters: list[_Counter],
+    current: int,
+    finished: bool,
+) -> int:
+    """Advance the display: end each phase whose tasks are done, update the current one."""
+    while current < len(phases):
+        counter = counters[current]
+        done, total = counter.units()
+        progress.update(done, total)
+        if not (finished or counter.complete()):
+            return current
+        progress.end()
+        current += 1
+        if current < len(phases):
+            nxt = counters[current]
+            progress.start(phases[current].name, nxt.units()[1], phases[current].unit)
+    return current
 
 
 def wait_with_progress(futures: Sequence[Future[Any]], label: str) -> None:
-    """Block until ``futures`` (and all they depend on) finish or one fails, showing progress."""
-    if futures:
-        try:
-            _Progress(futures, label, sys.stdout.isatty())
-        finally:
-            _DRAWN.clear()
+    """Block until ``futures`` finish (or one fails), counting their graph's tasks: for a
+    wait that is no job's phase (``label`` names it)."""
+    if not futures:
+        return
+    job, _, name = label.partition(": ")
+    phase = Phase(name.replace(" ", "-") or "computing", "tasks", futures=futures)
+    wait(Progress(job), futures, [phase])

@@ -16,6 +16,7 @@ from analytics.options import values_of
 from analytics.run.folder import RunFolder, outputs_of, put
 from analytics.run.manifest import FileEntry, FileSet, Manifest
 from analytics.run.ownership import PROGRESS
+from analytics.run.progress import Progress
 from analytics.run.resume import Checkpoint, read_record, remove_record
 from analytics.secrecy import redact
 from analytics.version import code_version
@@ -62,6 +63,7 @@ def execute(
     cluster_info: Callable[[], dict[str, Any]] | None = None,
     recorded: Mapping[str, Any] | None = None,
     before_commit: Callable[[], None] | None = None,
+    progress: Progress | None = None,
 ) -> Manifest:
     """Run the job and commit its outputs: clear its tables, write them, manifest last.
     ``before_commit`` may refuse the commit by raising (the output's lease was lost).
@@ -71,7 +73,10 @@ def execute(
     same run id in resume mode computes only the rest. Bad input (:class:`InputError`) leaves
     nothing: a retry would fail the same way. ``recorded`` adds parameters to the manifest that
     do not change the results (the cluster's size, the database: already redacted).
+    ``progress`` shows the job's phases, then ``committing`` (default: a bar on a terminal,
+    lines otherwise).
     """
+    progress = progress or Progress(spec.name)
     folder = RunFolder(settings.output_url)
     tables = spec.table_names
     previous = read_record(settings.output_url) if settings.resume and spec.resumable else None
@@ -109,8 +114,9 @@ def execute(
     started = _now()
     t0 = time.perf_counter()
     try:
-        result = spec.run(JobContext(client, settings, options, checkpoint))
+        result = spec.run(JobContext(client, settings, options, checkpoint, progress))
     except BaseException as err:
+        progress.stop()
         if checkpoint is None or isinstance(err, InputError):
             folder.discard(tables)  # no partial output: the tables of a failed run go
             remove_record(settings.output_url)
@@ -136,11 +142,13 @@ def execute(
         summary=result.summary,
         cluster=cluster_info() if cluster_info else {},
     )
-    if checkpoint is not None:
-        checkpoint.close()
-    if before_commit is not None:
-        before_commit()
-    url = folder.commit(manifest)
+    # Committing: the progress record closed, the lease checked, the manifest written.
+    with progress.phase("committing", 1, "manifest"):
+        if checkpoint is not None:
+            checkpoint.close()
+        if before_commit is not None:
+            before_commit()
+        url = folder.commit(manifest)
     if checkpoint is not None:
         checkpoint.finish()
     return Manifest(**{**manifest.__dict__, "manifest_url": url})

@@ -13,7 +13,7 @@ from analytics.jobs.contract import JobContext, JobResult
 from analytics.jobs.tca import tasks
 from analytics.jobs.tca.plan import parts_of, plan, summary_of
 from analytics.jobs.tca.tasks import Summary
-from analytics.run.display import wait_with_progress
+from analytics.run.progress import Phase
 from analytics.run.folder import put
 
 NAME = "execution-report"
@@ -34,7 +34,13 @@ def run(ctx: JobContext) -> JobResult:
     orders = parts_of(client, p.units, "orders")
     daily = client.submit(tasks.summarize_execution, out, orders, p.ready, pure=False)
     futures: list[Future[Any]] = [*writes, daily, p.ready]
-    wait_with_progress(futures, NAME)
+    ctx.progress.wait(
+        futures,
+        Phase("reading", "files", weights=p.reads),
+        Phase("computing", "orders", weights=dict(zip([u.key for u in p.units], p.orders))),
+        # daily: desk_daily and broker_daily
+        Phase("writing", "parts", weights={f.key: 1 for f in writes} | {daily.key: 2}),
+    )
     results: list[Any] = client.gather(futures)
     written, text = results[-2]
     totals: Summary = results[-1]

@@ -35,8 +35,8 @@ from analytics.jobs.contract import JobContext, JobResult
 from analytics.jobs.market_performance import kernel as pk
 from analytics.jobs.market_performance.options import Options
 from analytics.jobs.tasks import SECONDS_PER_INPUT_BYTE, buckets_within, task_cap
-from analytics.run.display import wait_with_progress
 from analytics.run.folder import Destination, WrittenPart, to_arrow, write_part
+from analytics.run.progress import Phase
 from analytics.run.resume import Checkpoint, load_arrays
 
 #: Input bytes per bucket: a bucket's series stay well within a worker's memory.
@@ -85,6 +85,10 @@ def _finish_bucket(
 def _symbols_found(rets: pk.Returns, symbols: Sequence[str] | None) -> set[str]:
     names = {str(name) for name in rets.counts.index}
     return names if symbols is None else names & set(symbols)
+
+
+def _symbol_count(rets: pk.Returns, symbols: Sequence[str] | None) -> int:
+    return len(_symbols_found(rets, symbols))
 
 
 def _bench_arrays(bench: pk.Benchmark) -> dict[str, Any]:
@@ -159,7 +163,17 @@ def run(ctx: JobContext) -> JobResult:
         _track(checkpoint, futures, todo, known is None)
     if todo and checkpoint is not None and checkpoint.resumed:
         log.info("%s: %d of %d bucket(s) to compute", NAME, len(todo), n)
-    wait_with_progress(futures, NAME)
+    # Each bucket's symbols, known once it is read: the units of its computing task.
+    symbols_of = [delayed(_symbol_count)(series[b], settings.symbols) for b in todo]
+    ctx.progress.wait(
+        futures,
+        Phase("reading", "files", weights={d.key: 1 for d in split}),
+        Phase(
+            "computing",
+            "symbols",
+            weights=dict(zip([f.key for f in finishes], client.compute(symbols_of), strict=True)),
+        ),
+    )
     results: list[Any] = client.gather(futures)
     used: pk.Benchmark = known if known is not None else results[len(todo)]
     parts: list[WrittenPart] = [part for part, _ in results[: len(todo)]]

@@ -63,6 +63,10 @@ class Plan:
     inputs: dict[str, list[DataFile]]
     #: What the reads selected (its skip topic lists the rows --on-bad-rows skip dropped).
     sel: Selection = field(default_factory=Selection)
+    #: The reading phase: each read's key and the files it covers.
+    reads: dict[Any, int] = field(default_factory=dict)
+    #: Per partition (as ``units``), a future of its number of orders.
+    orders: list[Future[Any]] = field(default_factory=list)
 
 
 def plan(
@@ -151,7 +155,11 @@ def plan(
     # Files of dates without orders are read only to reject their fills: the barrier waits.
     idle = [fut for span, fut in reads["fills"] if not span]
     ready = client.submit(tasks.barrier, counts, symbols, no_adv, *id_checks, *idle, pure=False)
-    return Plan(days, n, units, ready, used, sel)
+    read = {f.key: 1 for f in read_orders} | {f.key: 1 for r in reads.values() for _, f in r}
+    if stats is not None:  # the prices' statistics follow the reads of their files
+        read[stats.key] = len(used["prices"])
+    orders = [client.submit(operator.attrgetter("orders"), c) for c in counts]
+    return Plan(days, n, units, ready, used, sel, read, orders)
 
 
 def parts_of(client: Client, units: Sequence[Future[Any]], name: str) -> list[Future[Any]]:
