@@ -76,7 +76,7 @@ def format_seconds(seconds: float) -> str:
     """``0.4 s``, ``12 s``, ``3 min 05 s``, ``2 h 04 min``."""
     if seconds < 10:
         return f"{seconds:.1f} s"
-    s = int(round(seconds))
+    s = round(seconds)
     if s < 60:
         return f"{s} s"
     if s < 3600:
@@ -140,14 +140,14 @@ class Lines:
     def __init__(self, stream: TextIO | None = None, interval: float = LINE_INTERVAL_S) -> None:
         self.stream = stream
         self.interval = interval
-        self._last: tuple[str, float] | None = None
+        self._last: tuple[int, float] | None = None
 
     def show(self, state: State, now: float) -> None:
-        key = f"{state.job}/{state.name}"
-        first = self._last is None or self._last[0] != key
-        if not first and state.ended is None and self._last and now - self._last[1] < self.interval:
+        last = self._last
+        first = last is None or last[0] != id(state)
+        if not first and state.ended is None and last and now - last[1] < self.interval:
             return
-        self._last = (key, now)
+        self._last = (id(state), now)
         stream = self.stream or sys.stdout
         print(describe(state, now), file=stream, flush=True)
 

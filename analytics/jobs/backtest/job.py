@@ -19,7 +19,7 @@ import calendar as cal
 import datetime as dt
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -53,6 +53,7 @@ from analytics.jobs.tasks import SECONDS_PER_INPUT_BYTE, buckets_within, task_ca
 from analytics.run.display import wait_with_progress
 from analytics.run.execute import parameters
 from analytics.run.folder import WrittenPart
+from analytics.run.progress import Phase
 from analytics.run.resume import Checkpoint
 from analytics.stats import sweep as sweep_validation
 
@@ -227,7 +228,7 @@ def read(ctx: JobContext) -> Read:
     )
     sizes = [delayed(_symbol_count, pure=True)(b) for b in merged]
     futures = client.compute([*merged, days, *sizes])
-    _wait(futures, f"{NAME}: read")
+    ctx.progress.wait(futures, Phase("reading", "files", weights={d.key: 1 for d in split}))
     counts: list[int] = client.gather(futures[n_buckets + 1 :])
     found = Read(
         files,
@@ -268,6 +269,8 @@ class Planned:
     n_summaries: int
     chunks: int
     n_extras: int
+    #: computing (a chunk's combinations are done with its summary), writing (parts).
+    phases: list[Phase] = field(default_factory=list)
 
 
 def sweep(ctx: JobContext, combos: Combos, got: Read) -> Planned:
@@ -373,14 +376,21 @@ def sweep(ctx: JobContext, combos: Combos, got: Read) -> Planned:
             )
         for key, future in zip(keys, futures, strict=False):
             checkpoint.track(future, recorder(checkpoint, key))
-    return Planned(futures, keys, reused, len(writes), len(summaries), len(chunks), 1 + len(extras))
+    computed = {summaries[p].key: c.stop - c.start for p, c in enumerate(chunks)}
+    tables = {final.key: 2, validation.key: 1 if plan.walk_forward is None else 3}
+    tables |= {d.key: 1 for d in [summaries[-1], *extras]}  # the baseline, the returns parts
+    phases = [Phase("computing", "combinations", computed), Phase("writing", "parts", tables)]
+    n_extras = 1 + len(extras)
+    return Planned(
+        futures, keys, reused, len(writes), len(summaries), len(chunks), n_extras, phases
+    )
 
 
 def collect(ctx: JobContext, combos: Combos, got: Read, planned: Planned) -> JobResult:
     """Wait for graph 2, print the top table, and describe the run."""
     client = ctx.client
     options: Options = ctx.options
-    _wait(planned.futures, NAME)
+    ctx.progress.wait(planned.futures, *planned.phases)
     results: list[Any] = client.gather(planned.futures)
     n = planned.n_writes
     n_all = n + planned.n_summaries

@@ -13,8 +13,8 @@ from analytics.jobs.contract import JobContext, JobResult
 from analytics.jobs.tca import tasks
 from analytics.jobs.tca.plan import parts_of, plan, summary_of
 from analytics.jobs.tca.tasks import Summary
-from analytics.run.progress import Phase
 from analytics.run.folder import put
+from analytics.run.progress import Phase
 
 NAME = "execution-report"
 REPORT_FILE = "report.txt"
@@ -37,7 +37,11 @@ def run(ctx: JobContext) -> JobResult:
     ctx.progress.wait(
         futures,
         Phase("reading", "files", weights=p.reads),
-        Phase("computing", "orders", weights=dict(zip([u.key for u in p.units], p.orders))),
+        Phase(
+            "computing",
+            "orders",
+            weights=dict(zip([u.key for u in p.units], p.orders, strict=True)),
+        ),
         # daily: desk_daily and broker_daily
         Phase("writing", "parts", weights={f.key: 1 for f in writes} | {daily.key: 2}),
     )

@@ -55,6 +55,7 @@ from analytics.jobs.sweep_outputs import format_verdict, logit_histogram, valida
 from analytics.jobs.tasks import task_cap
 from analytics.run.display import wait_with_progress
 from analytics.run.folder import WrittenPart
+from analytics.run.progress import Phase
 from analytics.stats import sweep as sweep_validation
 
 NAME = "portfolio-backtest"
@@ -171,7 +172,8 @@ def read(ctx: JobContext) -> tuple[Future[Any], list[Any], Selection]:
         for i, url in enumerate(urls)
     ]
     future = client.compute(delayed(build_panel, pure=True)(pieces, urls))
-    _wait([future], f"{NAME}: read")
+    read_files = Phase("reading", "files", weights={d.key: 1 for d in pieces})
+    ctx.progress.wait([future], read_files)
     if client.submit(_is_empty, future).result():
         raise InputError(
             f"no prices for the selected symbols in {settings.start} .. {settings.end}",
@@ -257,7 +259,7 @@ def run(ctx: JobContext) -> JobResult:
         combinations_per_chunk(total, n_dates, threads), total, n_dates, n_symbols, threads
     )
     chunks = [slice(i, min(total, i + per_chunk)) for i in range(0, total, per_chunk)]
-    runs, figures = [], []
+    runs, figures, computed = [], [], {}
     for chunk in chunks:
         part: Mapping[str, Any] = take(combos, chunk)
         chunk_runs = client.submit(
@@ -285,6 +287,7 @@ def run(ctx: JobContext) -> JobResult:
             options.top,
             pure=False,
         )
+        computed[written.key] = chunk.stop - chunk.start
         writes.append(client.submit(operator.getitem, written, 0, pure=False))
         candidates.append(client.submit(operator.getitem, written, 1, pure=False))
         if options.keep_returns:
@@ -303,7 +306,13 @@ def run(ctx: JobContext) -> JobResult:
     final = client.submit(
         tables.top_task, target, combos, dates, candidates, options.top, pure=False
     )
-    _wait([*writes, *extras, validation, final], NAME)
+    outputs = {final.key: 3, validation.key: 1 if plan.walk_forward is None else 3}
+    outputs |= {f.key: 1 for f in extras}  # top, equity, holdings; validation; returns
+    ctx.progress.wait(
+        [*writes, *extras, validation, final],
+        Phase("computing", "combinations", computed),
+        Phase("writing", "parts", outputs),
+    )
     results: list[WrittenPart] = client.gather(writes)
     top_parts, top_frame = final.result()
     found: sweep_validation.Verdict = verdict.result()

@@ -30,8 +30,8 @@ from analytics.jobs.risk import backtest as bt
 from analytics.jobs.risk import kernel as rk
 from analytics.jobs.risk.options import Options
 from analytics.jobs.risk.stress import stressed_returns
-from analytics.run.display import wait_with_progress
 from analytics.run.folder import write_part
+from analytics.run.progress import Phase, Progress
 from analytics.stats import var as sv
 
 log = logging.getLogger(__name__)
@@ -48,9 +48,10 @@ CALENDAR_DAYS_PER_SESSION = 1.6
 POSITIONS_MARGIN_DAYS: Final = 31
 
 
-def _compute(client: Client, frame: Any, label: str) -> pd.DataFrame:
+def _compute(client: Client, frame: Any, progress: Progress, files: int) -> pd.DataFrame:
+    """``frame`` read on the cluster: a reading phase of ``files`` files."""
     future = client.compute(frame)
-    wait_with_progress([future], label)
+    progress.wait([future], Phase("reading", "files", futures=[future], total=files))
     result: pd.DataFrame = future.result()
     return result
 
@@ -192,7 +193,7 @@ def run(ctx: JobContext) -> JobResult:
     )
     pos_sel = with_bad_rows(Selection(pos_start, as_of, settings.symbols), on_bad_rows)
     pos_frame, pos_files = read_dataset(settings.input_url, "positions", pos_sel)
-    history = _compute(client, pos_frame, "risk: positions")
+    history = _compute(client, pos_frame, ctx.progress, len(pos_files))
     all_positions = history[pd.to_datetime(history["date"]) == pd.Timestamp(as_of)]
     if all_positions.empty:
         raise InputError(
@@ -209,7 +210,7 @@ def run(ctx: JobContext) -> JobResult:
     price_frame, price_files = read_dataset(
         settings.input_url, "prices", sel, columns=["symbol", "date", "close"]
     )
-    prices = _compute(client, price_frame, "risk: prices")
+    prices = _compute(client, price_frame, ctx.progress, len(price_files))
     check_unique(prices, dataset("prices"), _names(price_files))
     closes = prices.pivot(index="date", columns="symbol", values="close").sort_index()
     closes.index = pd.DatetimeIndex(closes.index)
@@ -261,6 +262,7 @@ def run(ctx: JobContext) -> JobResult:
     pnl_parts: list[pd.DataFrame] = []
     names = sorted(all_positions["portfolio"].astype(str).unique())
     notes: list[str] = []
+    ctx.progress.start("computing", len(names), "portfolios")
     for portfolio in names:
         group = positions[positions["portfolio"].astype(str) == portfolio]
         holdings = group.groupby("symbol", observed=True)["quantity"].sum().reset_index()
@@ -288,6 +290,7 @@ def run(ctx: JobContext) -> JobResult:
             portfolio, holdings["symbol"].tolist(), observed, args.min_coverage
         )
         pnl_parts.append(scenario_pnl(portfolio, holdings, returns))
+        ctx.progress.advance()
     flagged = [f"{r['portfolio']}:{r['symbol']}" for r in cover_rows if r["flagged"]]
     if flagged:
         log.warning(
@@ -301,8 +304,9 @@ def run(ctx: JobContext) -> JobResult:
     # A backtest day needs a number from every model: FHS needs one day past its seed.
     backtest_min = max(min_days, sv.SEED_DAYS + 1 if "fhs" in methods else 0)
     exceptions = _backtest(
-        client, history, closes, all_returns, args, methods, lam, backtest_days, backtest_min
+        ctx, history, closes, all_returns, args, methods, lam, backtest_days, backtest_min
     )
+    ctx.progress.start("writing", 6, "tables")
     parts = [
         write_part(settings.destination, VAR_TABLE, 0, pd.DataFrame(var_rows)),
         write_part(settings.destination, CONTRIBUTIONS_TABLE, 0, pd.DataFrame(contrib_rows)),
@@ -339,7 +343,7 @@ def run(ctx: JobContext) -> JobResult:
 
 
 def _backtest(
-    client: Client,
+    ctx: JobContext,
     history: pd.DataFrame,
     closes: pd.DataFrame,
     returns: Any,
@@ -350,6 +354,7 @@ def _backtest(
     min_days: int,
 ) -> pd.DataFrame:
     """The ``var_exceptions`` rows: one Dask task per portfolio and chunk of days."""
+    client = ctx.client
     empty = pd.DataFrame({c: [] for c in bt.EXCEPTION_COLUMNS})
     if not days:
         return empty
@@ -371,7 +376,9 @@ def _backtest(
         lam=lam,
         pure=False,
     )
-    wait_with_progress(futures, "risk: backtest")
+    # The VaR backtest: each task covers one portfolio's chunk of days.
+    days_of = {f.key: len(c.dates) for f, c in zip(futures, chunks, strict=True)}
+    ctx.progress.wait(futures, Phase("backtesting", "portfolio-days", weights=days_of))
     frames = [f for f in client.gather(futures) if len(f)]
     exceptions = pd.concat(frames, ignore_index=True) if frames else empty
     n_days = exceptions["date"].nunique()

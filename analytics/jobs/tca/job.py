@@ -9,11 +9,12 @@ from distributed import Future
 from analytics.data.datasets import skipped_rows
 from analytics.jobs.contract import JobContext, JobResult
 from analytics.jobs.tca import tasks
+from analytics.jobs.tca.buckets import BUCKET_TABLES
 from analytics.jobs.tca.plan import parts_of, plan, summary_of
 from analytics.jobs.tca.prices import Pretrade, time_zone
 from analytics.jobs.tca.tasks import Summary
-from analytics.run.progress import Phase
 from analytics.run.folder import WrittenPart
+from analytics.run.progress import Phase
 
 NAME = "tca"
 
@@ -39,13 +40,17 @@ def run(ctx: JobContext) -> JobResult:
     venue_marks = parts_of(client, p.units, "venue_markouts")
     by_venue = client.submit(tasks.aggregate_venues, out, venues, venue_marks, p.ready, pure=False)
     futures: list[Future[Any]] = [*writes, *by_orders, by_venue, p.ready]
-    groups = {"groups": len(tasks.ORDER_GROUPS), "buckets": len(tasks.buckets.BUCKET_TABLES)}
+    groups = {"groups": len(tasks.ORDER_GROUPS), "buckets": len(BUCKET_TABLES)}
     written = {f.key: 1 for f in writes} | {by_venue.key: 1}
     written |= {f.key: groups[which] for f, which in zip(by_orders, groups, strict=True)}
     ctx.progress.wait(
         futures,
         Phase("reading", "files", weights=p.reads),
-        Phase("computing", "orders", weights=dict(zip([u.key for u in p.units], p.orders))),
+        Phase(
+            "computing",
+            "orders",
+            weights=dict(zip([u.key for u in p.units], p.orders, strict=True)),
+        ),
         Phase("writing", "parts", weights=written),
     )
     results: list[Any] = client.gather(futures)
