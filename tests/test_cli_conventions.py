@@ -228,30 +228,22 @@ def test_bad_input_prints_the_clean_message_only(
     assert not (out / "_manifest.json").exists()
 
 
-def test_progress_rate_and_eta() -> None:
-    from analytics.run.display import eta
-
-    # 5 of 20 tasks in 10 s: 0.5 tasks/s; the 15 left take 15 / 0.5 = 30 s.
-    assert eta(5, 20, 10.0) == ", 0.5 tasks/s, ETA 30.00 s"
-    assert eta(0, 20, 10.0) == ""  # no rate yet
-    assert eta(20, 20, 10.0) == ""  # done
-
-
 def test_a_log_line_clears_the_bar_which_comes_back_below(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from analytics.run import display
+    from analytics.run import progress
 
     class Bar:
-        line = "\rjob [###          ]  10% 1/10 tasks 1.00 s"
+        stream = None
+        line = "\rjob: reading [###          ] 1/10 files (10%)"
 
-    display._DRAWN["bar"] = Bar()  # type: ignore[assignment]
+    progress._DRAWN["bar"] = Bar()  # type: ignore[assignment]
     try:
-        with display.bar_paused():
+        with progress.bar_paused():
             print("a log line", flush=True)
     finally:
-        display._DRAWN.clear()
-    assert capsys.readouterr().out == "\r\033[Ka log line\n" + Bar.line
-    with display.bar_paused():  # no bar: nothing but the line
+        progress._DRAWN.clear()
+    assert capsys.readouterr().out == "\r\033[Ka log line\n" + Bar.line + "\033[K"
+    with progress.bar_paused():  # no bar: nothing but the line
         print("another")
     assert capsys.readouterr().out == "another\n"

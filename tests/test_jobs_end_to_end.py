@@ -178,7 +178,9 @@ def test_progress_and_dashboard_are_printed(market: Path, tmp_path: Path) -> Non
     )
     assert result.code == 0, result.stderr
     assert "dashboard http://127.0.0.1:" in result.stdout
-    assert "tasks (100%)" in result.stdout  # the non-terminal progress line
+    # The non-terminal progress lines: each phase's end.
+    assert "market-performance: reading 2/2 files done in " in result.stdout
+    assert "market-performance: committing 1/1 manifest done in " in result.stdout
 
 
 def _independent_risk(

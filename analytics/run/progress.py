@@ -166,15 +166,16 @@ class Bar:
         self.stream = stream
         self.interval = interval
         self.line = ""
-        self._drawn_at = -interval
+        self._drawn: tuple[int, float] | None = None
 
     def _out(self) -> TextIO:
         return self.stream or sys.stdout
 
     def show(self, state: State, now: float) -> None:
-        if state.ended is None and now - self._drawn_at < self.interval:
+        last = self._drawn  # a phase's first and last states are always drawn
+        if state.ended is None and last and last[0] == id(state) and now - last[1] < self.interval:
             return
-        self._drawn_at = now
+        self._drawn = (id(state), now)
         text = describe(state, now)
         if state.total and state.ended is None:
             filled = int(BAR_WIDTH * min(state.done, state.total) / state.total)
