@@ -3,8 +3,9 @@
 A task that raises the project's :class:`analytics.errors.FinbatchError` (bad input, a refused
 output) fails the run with that error's message, printed once by the driver. Dask's worker
 also logs it as ``Compute Failed`` with a traceback, on the terminal of a local run: the plugin
-moves those records to DEBUG on the worker (the MNP job's ``_logs/`` keep DEBUG lines), and
-leaves every other failure as loud as before.
+moves those records to DEBUG on the worker, keeps them in the worker's own log (what
+``Client.get_worker_logs`` returns: an MNP job writes it to the run's ``_logs/``) and prints
+them only with ``--log-level DEBUG``. Every other failure stays as loud as before.
 """
 
 from __future__ import annotations
@@ -21,7 +22,12 @@ HEARTBEAT_LOST = "Failed to communicate with scheduler during heartbeat"
 
 
 class ExpectedErrors(logging.Filter):
-    """Demote a worker's ``Compute Failed`` record of an expected error to DEBUG."""
+    """Demote a worker's ``Compute Failed`` record of an expected error to DEBUG; ``kept``
+    (the worker's log of its own records) still receives it."""
+
+    def __init__(self, kept: logging.Handler | None = None) -> None:
+        super().__init__()
+        self.kept = kept
 
     def filter(self, record: logging.LogRecord) -> bool:
         if str(record.msg).startswith(HEARTBEAT_LOST):
@@ -35,7 +41,10 @@ class ExpectedErrors(logging.Filter):
         if not any(name in str(record.args) for name in EXPECTED):
             return True
         record.levelno, record.levelname = logging.DEBUG, "DEBUG"
-        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+        debug = logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+        if self.kept is not None and not debug:  # else the logger hands it to the handler
+            self.kept.handle(record)
+        return debug
 
 
 class QuietExpectedErrors(WorkerPlugin):
@@ -46,4 +55,4 @@ class QuietExpectedErrors(WorkerPlugin):
     def setup(self, worker: Any) -> None:
         target = logging.getLogger("distributed.worker")
         if not any(isinstance(f, ExpectedErrors) for f in target.filters):
-            target.addFilter(ExpectedErrors())
+            target.addFilter(ExpectedErrors(getattr(worker, "_deque_handler", None)))

@@ -316,3 +316,43 @@ def test_format_seconds(seconds: float, text: str) -> None:
     from analytics.run.progress import format_seconds
 
     assert format_seconds(seconds) == text
+
+
+# --------------------------------------------------------------------------------------------
+# An expected error in a task: no worker traceback on the screen, but in the worker's own log
+# (which an MNP job writes to the run's _logs/), at DEBUG.
+
+
+def _expected_failure(tag: str) -> None:
+    from analytics.errors import InputError
+
+    raise InputError(f"bad value {tag}")
+
+
+def _unexpected_failure(tag: str) -> None:
+    raise RuntimeError(f"broken {tag}")
+
+
+def test_an_expected_error_is_kept_in_the_worker_log_at_debug(scheduler: str) -> None:
+    import uuid
+
+    from distributed import Client, wait
+
+    from cluster.quiet import QuietExpectedErrors
+
+    tag = uuid.uuid4().hex
+    with Client(scheduler) as client:
+        client.register_plugin(QuietExpectedErrors())
+        futures = [
+            client.submit(_expected_failure, tag, pure=False),
+            client.submit(_unexpected_failure, tag, pure=False),
+        ]
+        wait(futures)
+        assert [f.status for f in futures] == ["error", "error"]
+        entries = [e for lines in client.get_worker_logs().values() for e in lines]
+    mine = [(level, msg) for level, msg in entries if tag in msg and "Compute Failed" in msg]
+    expected = [level for level, msg in mine if "InputError(" in msg]
+    unexpected = [level for level, msg in mine if "RuntimeError(" in msg]
+    assert expected == ["DEBUG"]
+    assert unexpected == ["ERROR"]
+    assert any("Traceback" in msg for _, msg in mine if "InputError(" in msg)
