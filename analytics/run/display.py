@@ -246,4 +246,4 @@ def wait_with_progress(futures: Sequence[Future[Any]], label: str) -> None:
         return
     job, _, name = label.partition(": ")
     phase = Phase(name.replace(" ", "-") or "computing", "tasks", futures=futures)
-    wait(Progress(job), futures, [phase])
+    wait(Progress(job, waiter=wait), futures, [phase])

@@ -76,7 +76,10 @@ def execute(
     ``progress`` shows the job's phases, then ``committing`` (default: a bar on a terminal,
     lines otherwise).
     """
-    progress = progress or Progress(spec.name)
+    if progress is None:
+        from analytics.run.display import wait
+
+        progress = Progress(spec.name, waiter=wait)
     folder = RunFolder(settings.output_url)
     tables = spec.table_names
     previous = read_record(settings.output_url) if settings.resume and spec.resumable else None

@@ -9,7 +9,9 @@ ends, and at most one every ``LINE_INTERVAL_S`` seconds between), or nothing (:c
 
 A line (either sink) reads ``JOB: PHASE DONE/TOTAL UNIT`` then, while the phase runs, the
 percentage, the rate and the ETA, or when it ends ``done in SECONDS s``; :data:`LINE` parses it.
-How Dask futures and tasks become units is :mod:`analytics.run.display`'s business.
+How Dask futures and tasks become units is :mod:`analytics.run.display`'s business: the run
+folder's :func:`~analytics.run.execute.execute` gives it to the job's :class:`Progress` as its
+``waiter``.
 
 This module is light (standard library only): the job contract imports it.
 """
@@ -115,6 +117,10 @@ def describe(state: State, now: float) -> str:
 
 def _rate(rate: float) -> str:
     return f"{rate:,.1f}" if rate < 100 else f"{rate:,.0f}"
+
+
+#: Waits for Dask futures while showing phases (:func:`analytics.run.display.wait`).
+Waiter = Callable[["Progress", Sequence[Any], Sequence["Phase"]], None]
 
 
 class Sink(Protocol):
@@ -241,8 +247,10 @@ class Progress:
         job: str,
         sink: Sink | None = None,
         clock: Callable[[], float] = time.monotonic,
+        waiter: Waiter | None = None,
     ) -> None:
         self.job = job
+        self.waiter = waiter
         self.sink: Sink = sink if sink is not None else sink_for()
         self.clock = clock
         self.current: State | None = None
@@ -302,7 +310,11 @@ class Progress:
 
     def wait(self, futures: Sequence[Any], *phases: Phase) -> None:
         """Block until ``futures`` finish (or one fails), showing ``phases`` in order as their
-        tasks finish (:func:`analytics.run.display.wait`)."""
-        from analytics.run.display import wait
+        tasks finish (the ``waiter``: :func:`analytics.run.display.wait`). Without a waiter
+        nothing is shown: the futures are waited for."""
+        if self.waiter is not None:
+            self.waiter(self, futures, phases)
+            return
+        from distributed import wait
 
-        wait(self, futures, phases)
+        wait(futures)
