@@ -253,7 +253,7 @@ def run(ctx: JobContext) -> JobResult:
             args.lookback_days,
         )
     stress_window, stressed, stress_files, stress_thin = stressed_returns(
-        client, settings, args, sorted(today), on_bad_rows
+        client, settings, args, sorted(today), on_bad_rows, ctx.progress
     )
 
     var_rows: list[dict[str, Any]] = []

@@ -21,7 +21,7 @@ from analytics.errors import InputError
 from analytics.jobs.contract import RunSettings
 from analytics.jobs.risk import kernel as rk
 from analytics.jobs.risk.options import DEFAULT_STRESS_WINDOW, Options
-from analytics.run.display import wait_with_progress
+from analytics.run.progress import Phase, Progress
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +64,7 @@ def stressed_returns(
     args: Options,
     symbols: list[str],
     on_bad_rows: str,
+    progress: Progress,
 ) -> tuple[tuple[dt.date, ...], pd.DataFrame | None, list[Any], list[str]]:
     """The stress window, its returns (one column per symbol), the files read and the holdings
     it covers thinly (:func:`stress_gaps`). The default window is used only when the data
@@ -84,7 +85,7 @@ def stressed_returns(
             raise InputError(f"--stress-window {start}:{end}: {err}") from err
         return (), None, [], []
     future = client.compute(frame)
-    wait_with_progress([future], "risk: stress prices")
+    progress.wait([future], Phase("reading", "files", futures=[future], total=len(files)))
     prices: pd.DataFrame = future.result()
     check_unique(prices, dataset("prices"), "the stress window's prices")
     closes = prices.pivot(index="date", columns="symbol", values="close").sort_index()
