@@ -163,15 +163,17 @@ def run(ctx: JobContext) -> JobResult:
         _track(checkpoint, futures, todo, known is None)
     if todo and checkpoint is not None and checkpoint.resumed:
         log.info("%s: %d of %d bucket(s) to compute", NAME, len(todo), n)
-    # Each bucket's symbols, known once it is read: the units of its computing task.
+    # Each bucket's symbols, known once it is read (ahead of the metrics that wait for the
+    # benchmark): the units of its computing task.
     symbols_of = [delayed(_symbol_count)(series[b], settings.symbols) for b in todo]
+    counts = client.compute(symbols_of, priority=1)
     ctx.progress.wait(
         futures,
         Phase("reading", "files", weights={d.key: 1 for d in split}),
         Phase(
             "computing",
             "symbols",
-            weights=dict(zip([f.key for f in finishes], client.compute(symbols_of), strict=True)),
+            weights=dict(zip([f.key for f in finishes], counts, strict=True)),
         ),
     )
     results: list[Any] = client.gather(futures)
