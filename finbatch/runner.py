@@ -84,7 +84,7 @@ class Outcome:
 
 #: Below this many input bytes (and without --workers/--threads-per-worker) the LocalCluster
 #: runs its worker as threads of this process: starting worker processes would cost more
-#: than the whole job (docs/performance.md).
+#: than the whole job (docs/performance.md). A job may set its own (``Sizing``).
 SMALL_INPUT_BYTES = 32 * 2**20
 
 
@@ -123,7 +123,10 @@ def cluster_options(
     output_url: str,
     env: Mapping[str, str],
     input_bytes: int | None = None,
+    in_process_below: int | None = None,
 ) -> ClusterOptions:
+    """The cluster to run on; a LocalCluster uses threads of this process for an input under
+    ``in_process_below`` bytes (default :data:`SMALL_INPUT_BYTES`)."""
     from cluster.local import ClusterSpec
     from cluster.runner import ClusterOptions, mnp_options
 
@@ -135,7 +138,8 @@ def cluster_options(
         death_timeout=float(cluster.death_timeout),
         insecure=cluster.insecure,
     )
-    small = input_bytes is not None and input_bytes < SMALL_INPUT_BYTES
+    below = SMALL_INPUT_BYTES if in_process_below is None else in_process_below
+    small = input_bytes is not None and input_bytes < below
     sized = cluster.workers is not None or cluster.threads_per_worker is not None
     local = ClusterSpec(cluster.workers, cluster.threads_per_worker, processes=sized or not small)
     return ClusterOptions(local, mnp)
@@ -215,7 +219,9 @@ def run(
         if done is not None:  # attempt 1 committed, then its delivery failed (exit 75)
             say(f"{spec.name}: run {settings.run_id} is committed already: delivering it again")
             return _deliver(spec, done, settings.output_url, target, say)
-    copts = cluster_options(cluster, settings.output_url, env, input_bytes)
+    copts = cluster_options(
+        cluster, settings.output_url, env, input_bytes, spec.sizing.in_process_bytes
+    )
     # One writer at a time; taking the lease is also the output's write probe. The folder's
     # contents are checked before the cluster starts, and again when it is prepared.
     with lease(settings.output_url, settings.run_id) as held:
@@ -469,7 +475,7 @@ def _catch_up(
     committed = 0
     if runnable:
         input_bytes = max(n for *_, n in runnable)
-        copts = cluster_options(cluster, found.root, env, input_bytes)
+        copts = cluster_options(cluster, found.root, env, input_bytes, spec.sizing.in_process_bytes)
         with _client(ctx, copts) as client:
             for label, p_settings, p_options, _ in runnable:
                 try:

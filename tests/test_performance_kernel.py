@@ -374,3 +374,60 @@ def test_daily_returns_of_one_merged_bucket() -> None:
     assert rets.days.astype("datetime64[D]").tolist() == [dt.date(2024, 1, 3), dt.date(2024, 1, 5)]
     assert rets.codes.tolist() == [0, 0]
     assert rets.counts.to_dict() == {"X": 3, "Y": 1}
+
+
+def _segments_case(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Returns in segments of every awkward length (1, 2, 3, 21, 300), constant runs, ties, a
+    total loss (-1) and a benchmark missing on some days."""
+    rng = np.random.default_rng(seed)
+    lengths = np.array([1, 2, 3, 21, 300, 2, 21, 5, 1, 40], dtype=np.int64)
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+    values = rng.standard_t(3, size=int(lengths.sum())) * 0.02
+    values[starts[5] : starts[5] + 2] = 0.01  # a constant segment: std exactly 0
+    values[starts[6] : starts[6] + 10] = -0.005  # ties in the tail
+    values[starts[7] + 2] = -1.0  # a total loss: wealth 0
+    bench = rng.normal(0.0, 0.01, size=len(values))
+    bench[rng.random(len(values)) < 0.2] = np.nan
+    bench[starts[9] : starts[9] + 39] = np.nan  # one paired return only: no beta
+    return values, bench, starts, lengths
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_flat_metrics_equal_the_padded_performance_summary(seed: int) -> None:
+    # The independent implementation: analytics.stats.metrics.performance_summary on the
+    # NaN-padded matrix (itself checked metric by metric in tests/test_metrics.py).
+    values, bench, starts, lengths = _segments_case(seed)
+    flat = pk._flat_metrics(values, bench, starts, lengths)
+    padded = pk._segment_metrics(
+        pk._padded(values, starts, lengths), pk._padded(bench, starts, lengths)
+    )
+    for name in pk.METRIC_COLUMNS:
+        np.testing.assert_allclose(flat[name], padded[name], rtol=1e-12, atol=1e-15, err_msg=name)
+    # Spot checks by hand: a single return has no metric; the constant segment (0.01, 0.01)
+    # has a std of 0, so its Sharpe is +inf; the segment with one paired return has no beta.
+    assert np.isnan(flat["sharpe"][0]) and np.isnan(flat["total_return"][8])
+    assert flat["annual_volatility"][5] == 0.0 and flat["sharpe"][5] == np.inf
+    assert np.isnan(flat["beta"][9]) and np.isfinite(flat["total_return"][9])
+    # 1.01 * 1.01 - 1 = 0.0201
+    assert flat["total_return"][5] == pytest.approx(0.0201, rel=1e-14)
+    # The total loss takes the wealth to 0: a drawdown of exactly -100 %.
+    assert flat["max_drawdown"][7] == -1.0
+
+
+def test_a_nan_return_takes_the_padded_path_and_is_skipped() -> None:
+    # A NaN close makes two NaN returns; the metrics skip them, like the series without them.
+    table = pa.table(
+        {
+            "symbol": ["X"] * 6,
+            "date": pa.array(DAYS[:6], pa.date32()),
+            "close": [100.0, 101.0, np.nan, 103.0, 102.0, 104.0],
+        }
+    )
+    rets = pk.daily_returns(buckets.merge(buckets.split(table, 0, 1, CLOSE), URLS[:1]))
+    assert int(np.isnan(rets.values).sum()) == 2
+    out = pk.period_metrics(rets, np.zeros(0, np.int64), np.zeros(0), None)
+    row = out[out["period"] == PERIOD_ALL].iloc[0]
+    # The valid returns: 101/100 - 1, 102/103 - 1, 104/102 - 1; their product of (1 + r) is
+    # 101/100 * 102/103 * 104/102 = 101 * 104 / (100 * 103).
+    assert row["total_return"] == pytest.approx(101 * 104 / (100 * 103) - 1, rel=1e-12)
+    assert row["n_returns"] == 5

@@ -118,9 +118,14 @@ class Table:
 @dataclass(frozen=True)
 class Sizing:
     """How ``--nodes auto`` sizes the job beyond its input bytes: ``units(options)`` is the
-    number of independent simulations per symbol (a sweep's combinations), or None."""
+    number of independent simulations per symbol (a sweep's combinations), or None.
+
+    ``in_process_bytes``: below this many input bytes, a LocalCluster runs the job on threads of
+    the driver rather than on worker processes (None: the runner's default for every job).
+    """
 
     units: Callable[[Any], int] | None = None
+    in_process_bytes: int | None = None
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from analytics.jobs.contract import JobSpec, Table, lazy
+from analytics.jobs.contract import JobSpec, Sizing, Table, lazy
 from analytics.jobs.market_performance.options import Options
 
 JOB = JobSpec(
@@ -15,4 +15,9 @@ JOB = JobSpec(
     report=lazy("analytics.jobs.market_performance.report", "section"),
     as_of_column=("metrics", "end"),
     resumable=True,
+    # Up to here the job is faster on threads of the driver than on worker processes, which
+    # each import the whole stack (~1 CPU s) and pickle every bucket's pieces between them;
+    # its kernels are numpy and Arrow, which release the GIL (docs/performance.md). Above it,
+    # worker processes keep the largest process's memory down.
+    sizing=Sizing(in_process_bytes=256 * 2**20),
 )

@@ -15,7 +15,7 @@ import numpy.typing as npt
 import pandas as pd
 import pyarrow as pa
 
-from analytics.constants import PERIOD_ALL, TRADING_DAYS_PER_YEAR
+from analytics.constants import PERIOD_ALL, TAIL_QUANTILE, TRADING_DAYS_PER_YEAR
 from analytics.data.buckets import Rows
 from analytics.errors import InputError
 from analytics.stats import metrics
@@ -71,20 +71,108 @@ def _month(days: npt.NDArray[np.int32]) -> IntArray:
     return np.asarray(days.astype("datetime64[D]").astype("datetime64[M]").astype(np.int64))
 
 
-def _padded(values: FloatArray, starts: IntArray, lengths: IntArray) -> FloatArray:
-    """Segments of ``values`` as rows of a matrix, NaN-padded to the longest."""
+def _padded(
+    values: FloatArray, starts: IntArray, lengths: IntArray, fill: float = np.nan
+) -> FloatArray:
+    """Segments of ``values`` as rows of a matrix, padded with ``fill`` to the longest."""
     width = int(lengths.max()) if len(lengths) else 0
     offsets = np.arange(width)
     index = starts[:, None] + offsets[None, :]
     valid = offsets[None, :] < lengths[:, None]
     if not len(values):
-        return np.full(index.shape, np.nan)
-    return np.where(valid, values[np.minimum(index, len(values) - 1)], np.nan)
+        return np.full(index.shape, fill)
+    return np.where(valid, values[np.minimum(index, len(values) - 1)], fill)
+
+
+def _grid(starts: IntArray, lengths: IntArray, size: int) -> tuple[IntArray, npt.NDArray[np.bool_]]:
+    """Row ``i`` of the padded matrix of segments: flat indexes and which cells are inside."""
+    width = int(lengths.max()) if len(lengths) else 0
+    offsets = np.arange(width)
+    inside = offsets[None, :] < lengths[:, None]
+    index = np.minimum(starts[:, None] + offsets[None, :], max(size - 1, 0))
+    return index, inside
 
 
 def _segment_metrics(returns: FloatArray, bench: FloatArray) -> dict[str, FloatArray]:
     summary = metrics.performance_summary(returns, bench, periods_per_year=TRADING_DAYS_PER_YEAR)
     return {name: summary[name] for name in METRIC_COLUMNS}
+
+
+def _flat_metrics(
+    values: FloatArray, bench: FloatArray, starts: IntArray, lengths: IntArray
+) -> dict[str, FloatArray]:
+    """:func:`metrics.performance_summary` of every segment ``values[s:s + n]`` of returns
+    without NaN, computed on the flat arrays (segment sums by ``np.add.reduceat``) instead of a
+    NaN-padded matrix: the same formulas, about four times less work. Only the drawdown, a
+    running maximum, uses the padded matrix. ``bench`` is NaN where a return has no benchmark
+    return to pair with.
+    """
+    ppy = TRADING_DAYS_PER_YEAR
+    q = TAIL_QUANTILE
+    n = lengths
+    seg = np.repeat(np.arange(len(starts)), lengths)
+
+    def total(x: FloatArray) -> FloatArray:
+        return np.asarray(np.add.reduceat(x, starts), dtype=np.float64)
+
+    enough = n >= metrics.MIN_RETURNS
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        mean = total(values) / n
+        dev = values - mean[seg]
+        std = np.sqrt(total(dev * dev) / (n - 1))
+        highest = np.maximum.reduceat(values, starts)
+        lowest = np.minimum.reduceat(values, starts)
+        std = np.where((highest == lowest) & enough, 0.0, std)
+
+        final = np.multiply.reduceat(1.0 + values, starts)
+        annual = final ** (ppy / n) - 1.0
+        downside = np.minimum(values, 0.0)
+        downside_risk = np.sqrt(total(downside * downside) / n) * np.sqrt(ppy)
+        # The drawdown and the tails work on the segments as rows of a padded matrix.
+        index, inside = _grid(starts, lengths, len(values))
+        wealth = np.cumprod(np.where(inside, 1.0 + values[index], 1.0), axis=-1)
+        peak = np.maximum(np.maximum.accumulate(wealth, axis=-1), 1.0)
+        drawdown = np.min((wealth - peak) / peak, axis=-1, initial=0.0)
+        calmar = np.where(drawdown < 0.0, annual / np.abs(drawdown), np.nan)
+
+        both = ~np.isnan(bench)
+        n_both = total(both.astype(np.float64))
+        r_both = np.where(both, values, 0.0)
+        b_both = np.where(both, bench, 0.0)
+        b_res = np.where(both, bench - (total(b_both) / n_both)[seg], 0.0)
+        variance = total(b_res * b_res) / n_both
+        slope = (total(b_res * r_both) / n_both) / np.where(variance < 1.0e-30, np.nan, variance)
+        excess = total(np.where(both, r_both - slope[seg] * b_both, 0.0)) / n_both
+        paired = n_both >= metrics.MIN_RETURNS
+
+        # The tails: each segment's returns in ascending order (numpy's linear quantile, and
+        # the mean of the lowest int((n - 1) * q) + 1 for the CVaR); the padding sorts last.
+        ordered = np.sort(np.where(inside, values[index], np.inf), axis=-1)
+        rows = np.arange(len(starts))
+        position = (n - 1) * q
+        lower = np.floor(position).astype(np.int64)
+        upper = np.minimum(lower + 1, n - 1)
+        frac = position - lower
+        a, b = ordered[rows, lower], ordered[rows, upper]
+        var = np.where(frac >= 0.5, b - (b - a) * (1.0 - frac), a + (b - a) * frac)
+        k = ((n - 1) * q).astype(np.int64) + 1
+        first_k = np.arange(ordered.shape[1])[None, :] < k[:, None]
+        cvar = np.where(first_k, ordered, 0.0).sum(axis=-1) / k
+
+        out = {
+            "total_return": final - 1.0,
+            "annual_return": annual,
+            "annual_volatility": std * np.sqrt(ppy),
+            "sharpe": mean / std * np.sqrt(ppy),
+            "sortino": mean * ppy / downside_risk,
+            "max_drawdown": drawdown,
+            "calmar": np.where(np.isinf(calmar), np.nan, calmar),
+            "beta": np.where(paired, slope, np.nan),
+            "alpha": np.where(paired, (1.0 + excess) ** ppy - 1.0, np.nan),
+            "var_95": var,
+            "cvar_95": cvar,
+        }
+    return {name: np.where(enough, out[name], np.nan) for name in METRIC_COLUMNS}
 
 
 def _segments(keys: Sequence[npt.NDArray[np.int64]]) -> tuple[IntArray, IntArray]:
@@ -123,13 +211,19 @@ def period_metrics(
     codes = rets.codes.astype(np.int64)
     bench_row = benchmark_aligned(rets.days, bench_days, bench)
     months = _month(rets.days)
+    # A NaN return (a NaN close) is an absent observation, which only the padded path skips.
+    flat = not np.isnan(rets.values).any()
     frames = []
     for label, keys in ((PERIOD_ALL, [codes]), (None, [codes, months])):
         starts, lengths = _segments(keys)
         if not len(starts):
             continue
-        values = _segment_metrics(
-            _padded(rets.values, starts, lengths), _padded(bench_row, starts, lengths)
+        values = (
+            _flat_metrics(rets.values, bench_row, starts, lengths)
+            if flat
+            else _segment_metrics(
+                _padded(rets.values, starts, lengths), _padded(bench_row, starts, lengths)
+            )
         )
         last = starts + lengths - 1
         period = (
