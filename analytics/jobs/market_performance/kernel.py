@@ -103,9 +103,9 @@ def _flat_metrics(
 ) -> dict[str, FloatArray]:
     """:func:`metrics.performance_summary` of every segment ``values[s:s + n]`` of returns
     without NaN, computed on the flat arrays (segment sums by ``np.add.reduceat``) instead of a
-    NaN-padded matrix: the same formulas, about four times less work. Only the drawdown, a
-    running maximum, uses the padded matrix. ``bench`` is NaN where a return has no benchmark
-    return to pair with.
+    NaN-padded matrix: the same formulas, with fewer passes over the data. Only the drawdown
+    (a running maximum) and the tails (a sort) use a padded matrix. ``bench`` is NaN where a
+    return has no benchmark return to pair with.
     """
     ppy = TRADING_DAYS_PER_YEAR
     q = TAIL_QUANTILE
