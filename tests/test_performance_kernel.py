@@ -431,3 +431,18 @@ def test_a_nan_return_takes_the_padded_path_and_is_skipped() -> None:
     # 101/100 * 102/103 * 104/102 = 101 * 104 / (100 * 103).
     assert row["total_return"] == pytest.approx(101 * 104 / (100 * 103) - 1, rel=1e-12)
     assert row["n_returns"] == 5
+
+
+def test_benchmark_aligned_and_months_by_hand() -> None:
+    # Benchmark returns on days 9 (before the rows' range), 10, 12 and 20 (after it); the rows
+    # are on days 12, 10, 11, 12: day 11 has no benchmark return.
+    days = np.array([12, 10, 11, 12], dtype=np.int32)
+    bench_days = np.array([9, 10, 12, 20], dtype=np.int64)
+    bench = np.array([0.9, 0.1, 0.2, 2.0])
+    got = pk.benchmark_aligned(days, bench_days, bench)
+    np.testing.assert_array_equal(got, [0.2, 0.1, np.nan, 0.2])
+    assert np.isnan(pk.benchmark_aligned(days, bench_days[:0], bench[:0])).all()
+    # Day 0 is 1970-01-01 (month 0); day 31 is 1970-02-01 (month 1); day 19,782 is
+    # 2024-02-29 ((2024 - 1970) * 12 + 1 = 649).
+    months = pk._month(np.array([31, 0, 19_782, 30], dtype=np.int32))
+    assert months.tolist() == [1, 0, 649, 0]

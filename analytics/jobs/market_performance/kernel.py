@@ -68,7 +68,13 @@ def daily_returns(chunk: Rows) -> Returns:
 
 
 def _month(days: npt.NDArray[np.int32]) -> IntArray:
-    return np.asarray(days.astype("datetime64[D]").astype("datetime64[M]").astype(np.int64))
+    """The month (since 1970-01) of each day, converted once per distinct day of the range."""
+    if not len(days):
+        return np.zeros(0, dtype=np.int64)
+    first = int(days.min())
+    span = np.arange(first, int(days.max()) + 1, dtype=np.int64)
+    months = span.astype("datetime64[D]").astype("datetime64[M]").astype(np.int64)
+    return np.asarray(months[days - first])
 
 
 def _padded(
@@ -193,10 +199,14 @@ def benchmark_aligned(
     days: npt.NDArray[np.int32], bench_days: IntArray, bench: FloatArray
 ) -> FloatArray:
     """The benchmark return on each of ``days`` (NaN where it has none)."""
-    if not len(bench_days):
+    if not len(bench_days) or not len(days):
         return np.full(len(days), np.nan)
-    pos = np.clip(np.searchsorted(bench_days, days), 0, len(bench_days) - 1)
-    return np.where(bench_days[pos] == days, bench[pos], np.nan)
+    # A table over the days' range, NaN where the benchmark has no return: one lookup per row.
+    first, last = int(days.min()), int(days.max())
+    table = np.full(last - first + 1, np.nan)
+    inside = (bench_days >= first) & (bench_days <= last)
+    table[bench_days[inside] - first] = bench[inside]
+    return np.asarray(table[days - first])
 
 
 def period_metrics(
@@ -244,7 +254,9 @@ def period_metrics(
             )
         )
     # Symbols with a single price have no return at all: an ALL row of NaN metrics.
-    no_return = sorted(set(rets.counts.index) - set(rets.names[np.unique(codes)]))
+    with_return = np.zeros(len(rets.names), dtype=bool)
+    with_return[codes] = True
+    no_return = sorted(set(rets.counts.index) - set(rets.names[with_return]))
     if no_return:
         frames.append(
             pd.DataFrame({"symbol": no_return, "period": PERIOD_ALL, "n_returns": 0}).reindex(
@@ -296,17 +308,21 @@ def benchmark_part(rets: Returns, benchmark: str, selected: Sequence[str] | None
         mask = rets.codes == where[0]
         sym_days = rets.days[mask].astype(np.int64)
         sym_rets = rets.values[mask]
-    in_ew = (
-        np.ones(len(rets.codes), dtype=bool)
-        if selected is None
-        else np.isin(rets.names[rets.codes].astype(str), np.asarray(list(selected), dtype=str))
-    )
-    days, inverse = np.unique(rets.days[in_ew].astype(np.int64), return_inverse=True)
-    sums = np.asarray(
-        np.bincount(inverse, weights=rets.values[in_ew], minlength=len(days)), dtype=np.float64
-    )
-    counts = np.bincount(inverse, minlength=len(days)).astype(np.int64)
-    return BenchmarkPart(sym_days, sym_rets, days.astype(np.int64), sums, counts)
+    if selected is None:
+        day_of, value_of = rets.days.astype(np.int64), rets.values
+    else:  # the selection is tested once per name, not once per row
+        chosen = np.isin(rets.names.astype(str), np.asarray(list(selected), dtype=str))
+        in_ew = chosen[rets.codes]
+        day_of, value_of = rets.days[in_ew].astype(np.int64), rets.values[in_ew]
+    if not len(day_of):
+        none = np.zeros(0, dtype=np.int64)
+        return BenchmarkPart(sym_days, sym_rets, none, np.zeros(0), none)
+    # Sums and counts by day: a bincount over the days' offsets, in row order like np.unique's.
+    first = int(day_of.min())
+    counts = np.bincount(day_of - first).astype(np.int64)
+    sums = np.asarray(np.bincount(day_of - first, weights=value_of), dtype=np.float64)
+    present = np.flatnonzero(counts)
+    return BenchmarkPart(sym_days, sym_rets, present + first, sums[present], counts[present])
 
 
 @dataclass(frozen=True)
