@@ -33,8 +33,11 @@ def read_closes(view: RunView, symbols: Sequence[str] | None) -> pd.DataFrame:
     frame = pa.concat_tables(tables).to_pandas()
     frame["symbol"] = frame["symbol"].astype(str)
     frame["date"] = pd.to_datetime(frame["date"])
-    closes: pd.DataFrame = frame.pivot_table(index="date", columns="symbol", values="close")
-    return closes.sort_index()
+    try:  # each (date, symbol) once: a plain reshape, several times faster than pivot_table
+        closes: pd.DataFrame = frame.pivot(index="date", columns="symbol", values="close")
+    except ValueError:  # a (date, symbol) twice: averaged
+        closes = frame.pivot_table(index="date", columns="symbol", values="close")
+    return closes.dropna(how="all").dropna(axis=1, how="all").sort_index()
 
 
 def universe_is_small(view: RunView) -> bool:

@@ -33,9 +33,9 @@ def equal_weighted(closes: pd.DataFrame) -> pd.Series:
     """Cumulative return of the per-date mean of the symbols' own daily returns (the
     market-performance job's fallback benchmark, and the backtest portfolio's convention): a
     symbol's return spans its halts, a symbol without a row that day is left out."""
-    returns = pd.DataFrame(
-        {s: closes[s].dropna().pct_change() for s in closes.columns}, index=closes.index
-    )
+    # A day's return is over the symbol's last close before it (the close carried over its
+    # halts): the same divisions as each column's ``dropna().pct_change()``, all at once.
+    returns = closes / closes.ffill().shift(1) - 1.0
     mean = returns.mean(axis=1, skipna=True).fillna(0.0)
     return pd.Series((1.0 + mean).cumprod() - 1.0, index=closes.index, name="equal-weighted")
 

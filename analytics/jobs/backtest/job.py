@@ -67,6 +67,11 @@ PORTFOLIO_CELLS = 8 * 2**20
 #: Tasks per thread at least (when there is work enough), so that no thread waits long on the
 #: last one.
 MIN_TASKS_PER_THREAD = 3
+#: Days x symbols x combinations a task keeps at least when the sweep is cut for the threads
+#: (about a tenth of a second of one core): below it a task's fixed costs (its price matrix,
+#: its moving averages, its part of ``results/``, its chunk's summary) outweigh its work, and a
+#: small sweep runs as one task per thread.
+MIN_CELLS_PER_TASK = 25_000_000
 #: Parts added per step of the reduction tree.
 FAN_IN = 8
 #: Seconds of one core per day x symbol x combination (docs/performance.md: the kernel's
@@ -112,12 +117,15 @@ def combinations_per_chunk(
     combos: int, days: int, symbols_per_bucket: float, buckets: int, threads: int
 ) -> int:
     """Combinations per task: about ``CELLS_PER_TASK`` cells, a bounded portfolio part, and
-    enough tasks for every thread."""
+    ``MIN_TASKS_PER_THREAD`` tasks for every thread, or fewer (one per thread at least) where
+    that would leave a task under ``MIN_CELLS_PER_TASK`` cells."""
     by_cells = CELLS_PER_TASK / max(1.0, days * symbols_per_bucket)
     by_memory = PORTFOLIO_CELLS / max(1, days)
     per_chunk = max(1, min(combos, int(by_cells), int(by_memory)))
     if buckets * math.ceil(combos / per_chunk) < MIN_TASKS_PER_THREAD * threads:
-        per_chunk = max(1, math.ceil(combos / math.ceil(MIN_TASKS_PER_THREAD * threads / buckets)))
+        cells = days * symbols_per_bucket * buckets * combos
+        wanted = min(MIN_TASKS_PER_THREAD * threads, max(threads, int(cells // MIN_CELLS_PER_TASK)))
+        per_chunk = max(1, math.ceil(combos / math.ceil(wanted / buckets)))
     return per_chunk
 
 
