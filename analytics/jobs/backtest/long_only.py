@@ -60,8 +60,7 @@ def simulate(
     n = k * symbols
     flat_held = held.reshape(days, n)
     costs = (1.0 / ((1.0 + slippage) * (1.0 + fee)), (1.0 - slippage) * (1.0 - fee))
-    gain = mk.hold - 1.0
-    loss = np.minimum(gain, 0.0)
+    gain, loss = mk.gain, mk.loss
     rows = max(8, (slice_bytes or SLICE_BYTES) // (8 * n))
     total = np.zeros((k, symbols))
     squares = np.zeros((k, symbols))

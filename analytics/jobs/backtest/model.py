@@ -16,6 +16,7 @@ The model (``docs/jobs/backtest.md``):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Literal
 
 import numpy as np
@@ -54,6 +55,19 @@ class Market:
     before: FloatArray
     after: FloatArray
     close: FloatArray
+
+    # Computed once per price matrix, not once per block of combinations: a fresh days x
+    # symbols array costs a page fault per 4 KiB where freed memory goes back to the system at
+    # once (Dask's workers set MALLOC_TRIM_THRESHOLD_=65536).
+    @cached_property
+    def gain(self) -> FloatArray:
+        """A held long position's return over the day (``hold - 1``)."""
+        return self.hold - 1.0
+
+    @cached_property
+    def loss(self) -> FloatArray:
+        """The day's return of a held long position where negative, else 0."""
+        return np.minimum(self.gain, 0.0)
 
 
 def market(prices: PriceMatrix, fill: Fill) -> Market:
