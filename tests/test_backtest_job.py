@@ -383,16 +383,16 @@ def test_previous_month_on_the_first_session_only(
 def test_a_small_sweep_runs_as_one_task_per_thread_and_a_large_one_as_three() -> None:
     from analytics.jobs.backtest.job import combinations_per_chunk
 
-    # 1,000 days x 100 symbols x 100 combinations = 10 M cells, under 25 M a task: one task per
-    # thread (2), so 50 combinations each.
+    # 1,000 days x 100 symbols x 100 combinations = 10 M cells: one task of 10 M at least,
+    # fewer than the 2 threads, so one task per thread: 50 combinations each.
     assert combinations_per_chunk(100, 1000, 100.0, 1, 2) == 50
-    # 2,520 x 150 (x 2 buckets) x 200 = 151 M cells: 6 tasks of 25 M or more fit, 3 per
-    # thread: 3 chunks of ceil(200 / 3) = 67 in each of the 2 buckets.
+    # 2,520 x 150 (x 2 buckets) x 200 = 151 M cells: 15 tasks of 10 M would fit, 3 per thread
+    # are enough: 3 chunks of ceil(200 / 3) = 67 in each of the 2 buckets.
     assert combinations_per_chunk(200, 2520, 150.0, 2, 2) == 67
-    # 1,000 x 100 x 400 = 40 M cells: one task of 25 M fits, fewer than threads: 2 tasks.
-    assert combinations_per_chunk(400, 1000, 100.0, 1, 2) == 200
-    # 1,000 x 100 x 1,000 = 100 M cells: 4 tasks of 25 M, under 3 per thread (6): 250 each.
-    assert combinations_per_chunk(1000, 1000, 100.0, 1, 2) == 250
-    # Large: 200 M cells a task, 1,006 x 201 x 5,488 = 1.1 G cells: ceil(200 M / 202 k) cut
-    # by cells alone, 989 combinations (6 tasks) already enough for 2 threads.
+    # 1,000 x 100 x 400 = 40 M cells: 4 tasks of 10 M, under 3 per thread (6): 100 each.
+    assert combinations_per_chunk(400, 1000, 100.0, 1, 2) == 100
+    # 1,000 x 100 x 1,000 = 100 M cells: 10 tasks fit, 6 wanted: ceil(1,000 / 6) = 167.
+    assert combinations_per_chunk(1000, 1000, 100.0, 1, 2) == 167
+    # 200 M cells a task: 1,006 x 201 = 202,206 cells a combination, int(200 M / 202,206) =
+    # 989 combinations; 5,488 / 989 -> 6 tasks, already 3 per thread.
     assert combinations_per_chunk(5488, 1006, 201.0, 1, 2) == 989

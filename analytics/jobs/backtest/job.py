@@ -68,10 +68,10 @@ PORTFOLIO_CELLS = 8 * 2**20
 #: last one.
 MIN_TASKS_PER_THREAD = 3
 #: Days x symbols x combinations a task keeps at least when the sweep is cut for the threads
-#: (about a tenth of a second of one core): below it a task's fixed costs (its price matrix,
-#: its moving averages, its part of ``results/``, its chunk's summary) outweigh its work, and a
+#: (about 0.15 s of one core): below it a task's fixed costs (its price matrix, its moving
+#: averages, its part of ``results/``, its chunk's summary) weigh as much as its work, and a
 #: small sweep runs as one task per thread.
-MIN_CELLS_PER_TASK = 25_000_000
+MIN_CELLS_PER_TASK = 10_000_000
 #: Parts added per step of the reduction tree.
 FAN_IN = 8
 #: Seconds of one core per day x symbol x combination (docs/performance.md: the kernel's
