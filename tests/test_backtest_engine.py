@@ -208,3 +208,25 @@ def test_combinations_left_out_by_the_rule_are_said(caplog: pytest.LogCaptureFix
     caplog.clear()
     build_combinations(get("sma-cross"), ["fast=10,50", "slow=20,40"])  # the job's own calls
     assert not caplog.records
+
+
+def test_indicators_of_a_dense_matrix_equal_those_with_a_halt_elsewhere() -> None:
+    """A matrix where every symbol trades every day skips the calendar gather: its indicators
+    must be bit for bit those of the gathering path. Symbol C's halt makes the second matrix
+    not dense; A and B are the same in both, so their columns must agree exactly."""
+    rng = np.random.default_rng(3)
+    close = 50 * np.exp(np.cumsum(rng.normal(0, 0.02, (120, 3)), axis=0))
+    names = np.array(["A", "B", "C"], dtype=object)
+    dense = PriceMatrix(np.arange(120), names, close, close)
+    halted = close.copy()
+    halted[40:45, 2] = np.nan
+    gapped = PriceMatrix(np.arange(120), names, halted, halted)
+    assert dense.dense and not gapped.dense
+    for window in (3, 20):
+        np.testing.assert_array_equal(dense.sma(window)[:, :2], gapped.sma(window)[:, :2])
+        np.testing.assert_array_equal(dense.zscore(window)[:, :2], gapped.zscore(window)[:, :2])
+        high, low = dense.channel(window)
+        g_high, g_low = gapped.channel(window)
+        np.testing.assert_array_equal(high[:, :2], g_high[:, :2])
+        np.testing.assert_array_equal(low[:, :2], g_low[:, :2])
+    np.testing.assert_array_equal(dense.close_filled, close)

@@ -125,8 +125,17 @@ class PriceMatrix:
         index = self.rowmap.astype(np.intp) * s + np.arange(s, dtype=np.intp)[None, :]
         return np.where(self.rowmap >= 0, index, rows * s)
 
+    @cached_property
+    def dense(self) -> bool:
+        """Every symbol has a row on every day of the calendar: compact is the calendar."""
+        return bool(self.counts.size) and bool((self.counts == len(self.days)).all())
+
     def calendar(self, values: FloatArray) -> FloatArray:
-        """Compact ``values`` back on the calendar, carried forward over days without a row."""
+        """Compact ``values`` back on the calendar, carried forward over days without a row
+        (``values`` itself when the matrix is :attr:`dense`: the indicators' builders hand it
+        a fresh array, and a days x symbols gather per indicator is a good part of a task)."""
+        if self.dense and values.shape == self.shape:
+            return values
         flat = np.empty(values.size + 1)
         flat[:-1] = values.reshape(-1)
         flat[-1] = np.nan
