@@ -1,9 +1,9 @@
 """Daily prices in buckets of whole symbols, shared by market-performance and backtest.
 
-Each input file is read once, by one task, and cut into B buckets by a stable hash of the symbol
-(:func:`split`); each bucket then gathers its pieces from every file (:func:`merge`), so it
-holds whole series of its symbols, sorted by (symbol, date). Pure functions of arrays: the jobs'
-Dask layers map them.
+Each read unit (several small files, one file or part of a large one: :mod:`analytics.data.reads`)
+is read once, by one task, and cut into B buckets by a stable hash of the symbol (:func:`split`);
+each bucket then gathers its pieces from every unit (:func:`merge`), so it holds whole series of
+its symbols, sorted by (symbol, date). Pure functions of arrays: the jobs' Dask layers map them.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
-from analytics.data.datasets import Selection, read_file
+from analytics.data.datasets import Selection
+from analytics.data.reads import ReadUnit, concat, file_index, read_slices
 from analytics.errors import InputError
 
 IntArray = npt.NDArray[np.int64]
@@ -85,11 +86,18 @@ def cut_by_symbol(table: pa.Table, n_buckets: int) -> SymbolCut:
     return SymbolCut(names, codes, days, order, bounds)
 
 
-def split(table: pa.Table, file_index: int, n_buckets: int, columns: Sequence[str]) -> list[Rows]:
-    """Cut one file's ``symbol, date, *columns`` rows into ``n_buckets`` pieces by symbol."""
+def split(
+    table: pa.Table,
+    files: int | npt.NDArray[np.int32],
+    n_buckets: int,
+    columns: Sequence[str],
+) -> list[Rows]:
+    """Cut ``symbol, date, *columns`` rows into ``n_buckets`` pieces by symbol; ``files`` is
+    the rows' file (its index in the listing), one for all or one per row."""
     cut = cut_by_symbol(table, n_buckets)
     values = {c: table.column(c).to_numpy().astype(np.float64) for c in columns}
-    files = np.full(len(cut.codes), file_index, dtype=np.int32)
+    if isinstance(files, int):
+        files = np.full(len(cut.codes), files, dtype=np.int32)
     pieces = []
     for b in range(n_buckets):
         rows = cut.rows(b)
@@ -106,13 +114,13 @@ def split(table: pa.Table, file_index: int, n_buckets: int, columns: Sequence[st
 
 
 def read_and_split(
-    url: str, index: int, sel: Selection, n_buckets: int, columns: Sequence[str]
+    unit: ReadUnit, sel: Selection, n_buckets: int, columns: Sequence[str]
 ) -> list[Rows]:
-    """Read one ``prices`` file (``symbol, date, *columns``) and cut it into buckets."""
-    table = read_file(
-        url, "prices", ["symbol", "date", *columns], sel, categorical=True, check_keys=False
+    """Read one unit of ``prices`` (``symbol, date, *columns``) and cut it into buckets."""
+    tables = read_slices(
+        unit, "prices", ["symbol", "date", *columns], sel, categorical=True, check_keys=False
     )
-    return split(table, index, n_buckets, columns)
+    return split(concat(tables), file_index(unit, tables), n_buckets, columns)
 
 
 def merge(pieces: Sequence[Rows], file_urls: Sequence[str]) -> Rows:

@@ -1,17 +1,19 @@
 """Finding, reading and validating the input datasets (local folder or ``s3://``).
 
 Listing and pruning happen on the driver (:func:`list_files`); reading happens in Dask tasks
-(:func:`read_file`), one file at a time, so a worker reads straight from storage. Every error
-names the dataset, the file and the column.
+(:func:`read_file`, one file or some of its row groups at a time, so a worker reads straight
+from storage; :mod:`analytics.data.reads` plans which files each task reads). Every error names
+the dataset, the file and the column.
 """
 
 from __future__ import annotations
 
+import bisect
+import contextlib
 import datetime as dt
-import functools
 import re
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Final, Literal
 
@@ -20,11 +22,17 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from analytics.data.schemas import DATASETS, Dataset
-from analytics.data.storage import credential_problem, full_url, join, open_fs, transport_errors
+from analytics.data.storage import (
+    credential_problem,
+    full_url,
+    is_local,
+    join,
+    open_fs,
+    transport_errors,
+)
 from analytics.errors import FinbatchError, InputError, StorageError
 
 if TYPE_CHECKING:
-    import dask.dataframe as dd
     import pandas as pd
 
 _HIVE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=(.+)$")
@@ -35,6 +43,9 @@ OnBadRows = Literal["fail", "skip"]
 #: or out-of-range value in a checked column, a side other than BUY/SELL); a file that cannot
 #: be read, a missing or retyped column, time zones and duplicate keys always fail.
 ON_BAD_ROWS: Final = ("fail", "skip")
+#: A remote file of at most this many bytes is fetched whole, in one request: below this,
+#: a request's latency costs more than the bytes of the columns a job does not read.
+WHOLE_FILE_BYTES: Final = 2 * 2**20
 
 
 @dataclass(frozen=True)
@@ -286,25 +297,70 @@ def _time_bounds(ds: Dataset, sel: Selection) -> tuple[pa.Scalar | None, pa.Scal
     )
 
 
-def _row_groups(meta: pq.FileMetaData, column: str, low: Any, high: Any) -> list[int] | None:
-    """Row groups whose statistics on ``column`` may overlap [low, high] (None: read all)."""
+def _may_hold(stats: Any, low: Any, high: Any) -> bool:
+    """Whether a row group whose ``stats`` (min and max of a column) are those may hold a value
+    in [low, high] (True when the statistics cannot tell)."""
+    if stats is None or not stats.has_min_max:
+        return True
+    try:
+        return not (
+            (high is not None and stats.min > high) or (low is not None and stats.max < low)
+        )
+    except TypeError:
+        return True
+
+
+def _may_hold_any(stats: Any, values: Sequence[str]) -> bool:
+    """Whether a row group may hold one of the sorted ``values`` (True when it cannot tell)."""
+    if stats is None or not stats.has_min_max or not isinstance(stats.min, str):
+        return True
+    if not getattr(stats, "is_min_value_exact", True) or not getattr(
+        stats, "is_max_value_exact", True
+    ):
+        return True
+    first = bisect.bisect_left(values, stats.min)
+    return first < len(values) and values[first] <= stats.max
+
+
+def _row_groups(
+    meta: pq.FileMetaData,
+    column: str,
+    low: Any,
+    high: Any,
+    symbols: Sequence[str] | None = None,
+) -> list[int] | None:
+    """Row groups whose statistics may overlap [low, high] on ``column`` and hold one of the
+    sorted ``symbols`` (None: read all)."""
     names = [meta.schema.column(i).name for i in range(meta.num_columns)]
-    if column not in names or (low is None and high is None):
+    time_index = names.index(column) if column in names and (low, high) != (None, None) else None
+    symbol_index = names.index("symbol") if symbols is not None and "symbol" in names else None
+    if time_index is None and symbol_index is None:
         return None
-    index = names.index(column)
     keep = []
     for rg in range(meta.num_row_groups):
-        stats = meta.row_group(rg).column(index).statistics
-        if stats is None or not stats.has_min_max:
-            return None
-        lo, hi = stats.min, stats.max
-        try:
-            if (high is not None and lo > high) or (low is not None and hi < low):
-                continue
-        except TypeError:
-            return None
+        group = meta.row_group(rg)
+        if time_index is not None and not _may_hold(group.column(time_index).statistics, low, high):
+            continue
+        if symbol_index is not None and not _may_hold_any(
+            group.column(symbol_index).statistics, symbols or ()
+        ):
+            continue
         keep.append(rg)
-    return keep
+    return None if len(keep) == meta.num_row_groups else keep
+
+
+@contextlib.contextmanager
+def _source(fs: Any, path: str, size: int | None) -> Iterator[Any]:
+    """What pyarrow reads the file from: the path itself for a local file (pyarrow's own I/O,
+    no Python in the loop), the whole object fetched in one request for a small remote file
+    (one GET instead of a HEAD and two ranged GETs), else a file handle."""
+    if is_local(fs):
+        yield path
+    elif size is not None and size <= WHOLE_FILE_BYTES:
+        yield pa.BufferReader(fs.cat_file(path))
+    else:
+        with fs.open(path, "rb") as handle:
+            yield handle
 
 
 def read_file(
@@ -315,19 +371,25 @@ def read_file(
     *,
     categorical: bool = False,
     check_keys: bool = True,
+    row_groups: Sequence[int] | None = None,
+    size: int | None = None,
 ) -> pa.Table:
     """Read one file of dataset ``name``: project, cast to the canonical types, filter, validate.
 
     ``categorical`` keeps string columns dictionary-encoded (pandas ``category``), which is much
-    cheaper for long tables of repeated symbols.
+    cheaper for long tables of repeated symbols. ``row_groups`` reads only those row groups of
+    the file (a read unit's share of a large file, :mod:`analytics.data.reads`); None reads all.
+    ``size`` is the file's size from the listing: a remote file of at most
+    :data:`WHOLE_FILE_BYTES` is then fetched in one request. Row groups whose statistics show no
+    row of the selected dates, or of the selected symbols, are not read.
     """
     ds = dataset(name)
     wanted = list(columns) if columns is not None else ds.names
     time_col = ds.time_column
     fs, path = open_fs(url)
     try:
-        with fs.open(path, "rb") as handle:
-            parquet = pq.ParquetFile(handle)
+        with _source(fs, path, size) as source:
+            parquet = pq.ParquetFile(source)
             names = parquet.schema_arrow.names
             twice = sorted({n for n in names if names.count(n) > 1})
             if twice:
@@ -349,9 +411,14 @@ def read_file(
                     )
             to_read = [c for c in dict.fromkeys([*wanted, time_col]) if c in present]
             low, high = _time_bounds(ds, sel)
-            groups = _row_groups(parquet.metadata, time_col, _py(low), _py(high))
+            groups = _row_groups(parquet.metadata, time_col, _py(low), _py(high), sel.symbol_filter)
+            if row_groups is not None:
+                groups = [g for g in (row_groups if groups is None else groups) if g in row_groups]
             dictionaries = [c for c in to_read if categorical and ds.column(c).type == pa.string()]
-            parquet = pq.ParquetFile(handle, read_dictionary=dictionaries)
+            if dictionaries:
+                parquet = pq.ParquetFile(
+                    source, metadata=parquet.metadata, read_dictionary=dictionaries
+                )
             table = (
                 parquet.read(columns=to_read)
                 if groups is None
@@ -489,28 +556,6 @@ def to_pandas(table: pa.Table) -> pd.DataFrame:
     """Arrow to pandas with datetime64 dates (not Python ``date`` objects)."""
     frame: pd.DataFrame = table.to_pandas(date_as_object=False)
     return frame
-
-
-def _read_frame(
-    file: DataFile, name: str, columns: Sequence[str] | None, sel: Selection
-) -> pd.DataFrame:
-    return to_pandas(read_file(file.url, name, columns, sel))
-
-
-def read_dataset(
-    input_url: str, name: str, sel: Selection, columns: Sequence[str] | None = None
-) -> tuple[dd.DataFrame, list[DataFile]]:
-    """The selected rows of a dataset as a Dask DataFrame (one partition per file).
-
-    Returns the frame and the files it reads (for the manifest).
-    """
-    import dask.dataframe as dd
-
-    files = list_files(input_url, name, sel)
-    meta = to_pandas(pa.Table.from_pandas(empty_frame(name, columns), preserve_index=False))
-    reader = functools.partial(_read_frame, name=name, columns=columns, sel=sel)
-    frame = dd.from_map(reader, files, meta=meta, label=f"read-{name}", enforce_metadata=False)
-    return frame, files
 
 
 # ---------------------------------------------------------------------------------------------

@@ -2,7 +2,8 @@
 
 Plan (two Dask graphs; nothing of size symbols x combinations ever reaches the driver):
 
-1. one task per ``prices`` file reads ``symbol, date, open, close`` and cuts its rows into B
+1. one task per read unit of ``prices`` (several small files, or a file, or part of a large one:
+   :mod:`analytics.data.reads`) reads ``symbol, date, open, close`` and cuts its rows into B
    buckets by a stable hash of the symbol; one task per bucket gathers its pieces (whole
    series); the buckets' dates make the calendar. These stay on the workers;
 2. the combinations are cut into P chunks; one task per (bucket, chunk) simulates its columns
@@ -28,12 +29,11 @@ from dask.delayed import Delayed, delayed
 from distributed import Client, Future, wait
 
 from analytics.constants import DEFAULT_BENCHMARK
-from analytics.data import buckets
+from analytics.data import buckets, reads
 from analytics.data.datasets import (
     DataFile,
     Selection,
     list_files,
-    read_file,
     skipped_rows,
     span,
     with_bad_rows,
@@ -93,8 +93,8 @@ def _wait(futures: Sequence[Future[Any]], label: str) -> None:
         wait_with_progress(futures, label)
 
 
-def _last_day(url: str, sel: Selection) -> int | None:
-    table = read_file(url, "prices", ["date"], sel, check_keys=False)
+def _last_day(unit: reads.ReadUnit, sel: Selection) -> int | None:
+    table = reads.read_unit(unit, "prices", ["date"], sel, check_keys=False)
     if not table.num_rows:
         return None
     return int(table.column("date").cast("int32").to_numpy().max())
@@ -193,7 +193,9 @@ def _resolve_end(client: Client, settings: RunSettings, month: dt.date) -> dt.da
         files = list_files(settings.input_url, "prices", sel)
     except InputError as err:
         raise InputError(f"no prices in {month:%Y-%m} (--as-of-month): {err}") from err
-    futures = client.compute([delayed(_last_day, pure=True)(f.url, sel) for f in files])
+    threads = sum(client.nthreads().values()) or 1
+    units = reads.plan(files, threads)
+    futures = client.compute([delayed(_last_day, pure=True)(unit, sel) for unit in units])
     _wait(futures, f"{NAME}: as of {month:%Y-%m}")
     found = [d for d in client.gather(futures) if d is not None]
     if not found:
@@ -221,11 +223,12 @@ def read(ctx: JobContext) -> Read:
     if checkpoint is not None:
         checkpoint.begin({"prices": files}, {"buckets": n_buckets})
         n_buckets = int(checkpoint.plan["buckets"])  # a resumed run keeps its names
+    threads = sum(client.nthreads().values()) or 1
     split = [
         delayed(buckets.read_and_split, nout=n_buckets, pure=True)(
-            url, i, sel, n_buckets, data.COLUMNS
+            unit, sel, n_buckets, data.COLUMNS
         )
-        for i, url in enumerate(urls)
+        for unit in reads.plan(files, threads)
     ]
     merged = [
         delayed(buckets.merge, pure=True)([pieces[b] for pieces in split], urls)

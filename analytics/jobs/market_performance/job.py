@@ -2,9 +2,10 @@
 
 Plan (one Dask graph, nothing large ever reaches the driver):
 
-1. one task per input file reads ``symbol, date, close`` and cuts its rows into B buckets by a
-   stable hash of the symbol;
-2. one task per bucket gathers its pieces from every file, so it holds whole series, sorts them
+1. one task per read unit (several small files, or a file, or part of a large one:
+   :mod:`analytics.data.reads`) reads ``symbol, date, close`` and cuts its rows into B buckets
+   by a stable hash of the symbol;
+2. one task per bucket gathers its pieces from every unit, so it holds whole series, sorts them
    and computes daily returns;
 3. the buckets' benchmark parts (the benchmark symbol's returns, or equal-weight sums by day) are
    combined into one small series;
@@ -21,7 +22,7 @@ from typing import Any
 from dask.delayed import delayed
 
 from analytics.constants import DEFAULT_BENCHMARK
-from analytics.data import buckets
+from analytics.data import buckets, reads
 from analytics.data.datasets import (
     DataFile,
     Selection,
@@ -134,8 +135,8 @@ def run(ctx: JobContext) -> JobResult:
     todo = [b for b in range(n) if b not in finished]
 
     split = [
-        delayed(buckets.read_and_split, nout=n, pure=True)(url, i, sel, n, COLUMNS)
-        for i, url in enumerate(urls)
+        delayed(buckets.read_and_split, nout=n, pure=True)(unit, sel, n, COLUMNS)
+        for unit in reads.plan(files, threads)
     ]
     # With the benchmark known, only the unfinished buckets are gathered at all.
     needed = todo if known is not None else list(range(n))

@@ -38,7 +38,7 @@ from dask.delayed import delayed
 from distributed import Future, wait
 
 from analytics.constants import DEFAULT_BENCHMARK
-from analytics.data import buckets
+from analytics.data import buckets, reads
 from analytics.data.datasets import Selection, list_files, skipped_rows, with_bad_rows
 from analytics.errors import InputError
 from analytics.jobs.backtest.grid import combination_count, take
@@ -167,9 +167,10 @@ def read(ctx: JobContext) -> tuple[Future[Any], list[Any], Selection]:
     )
     files = list_files(settings.input_url, "prices", sel)
     urls = [f.url for f in files]
+    threads = sum(client.nthreads().values()) or 1
     pieces = [
-        delayed(buckets.read_and_split, pure=True)(url, i, sel, 1, COLUMNS)
-        for i, url in enumerate(urls)
+        delayed(buckets.read_and_split, pure=True)(unit, sel, 1, COLUMNS)
+        for unit in reads.plan(files, threads)
     ]
     future = client.compute(delayed(build_panel, pure=True)(pieces, urls))
     read_files = Phase("reading", "files", weights={d.key: 1 for d in pieces})

@@ -23,7 +23,8 @@ import pandas as pd
 from distributed import Client
 
 from analytics.data.checks import check_unique
-from analytics.data.datasets import Selection, dataset, read_dataset, skipped_rows, with_bad_rows
+from analytics.data.datasets import Selection, dataset, skipped_rows, with_bad_rows
+from analytics.data.reads import read_dataset
 from analytics.errors import InputError
 from analytics.jobs.contract import JobContext, JobResult
 from analytics.jobs.risk import backtest as bt
@@ -192,7 +193,8 @@ def run(ctx: JobContext) -> JobResult:
         else 0
     )
     pos_sel = with_bad_rows(Selection(pos_start, as_of, settings.symbols), on_bad_rows)
-    pos_frame, pos_files = read_dataset(settings.input_url, "positions", pos_sel)
+    threads = sum(client.nthreads().values()) or 1
+    pos_frame, pos_files = read_dataset(settings.input_url, "positions", pos_sel, threads)
     history = _compute(client, pos_frame, ctx.progress, len(pos_files))
     all_positions = history[pd.to_datetime(history["date"]) == pd.Timestamp(as_of)]
     if all_positions.empty:
@@ -208,7 +210,7 @@ def run(ctx: JobContext) -> JobResult:
     window = int(sessions * CALENDAR_DAYS_PER_SESSION) + 10
     sel = with_bad_rows(Selection(as_of - dt.timedelta(days=window), as_of, held), on_bad_rows)
     price_frame, price_files = read_dataset(
-        settings.input_url, "prices", sel, columns=["symbol", "date", "close"]
+        settings.input_url, "prices", sel, threads, columns=["symbol", "date", "close"]
     )
     prices = _compute(client, price_frame, ctx.progress, len(price_files))
     check_unique(prices, dataset("prices"), _names(price_files))

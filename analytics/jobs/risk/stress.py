@@ -16,7 +16,8 @@ import pandas as pd
 from distributed import Client
 
 from analytics.data.checks import check_unique
-from analytics.data.datasets import Selection, dataset, read_dataset, with_bad_rows
+from analytics.data.datasets import Selection, dataset, with_bad_rows
+from analytics.data.reads import read_dataset
 from analytics.errors import InputError
 from analytics.jobs.contract import RunSettings
 from analytics.jobs.risk import kernel as rk
@@ -77,8 +78,9 @@ def stressed_returns(
     start, end = window[0], window[1]
     sel = with_bad_rows(Selection(start - dt.timedelta(days=10), end, tuple(symbols)), on_bad_rows)
     try:
+        threads = sum(client.nthreads().values()) or 1
         frame, files = read_dataset(
-            settings.input_url, "prices", sel, columns=["symbol", "date", "close"]
+            settings.input_url, "prices", sel, threads, columns=["symbol", "date", "close"]
         )
     except InputError as err:
         if asked:

@@ -1,4 +1,5 @@
-"""Reading the TCA inputs in Dask tasks: each file once, cut into pieces by (date, symbol bucket).
+"""Reading the TCA inputs in Dask tasks: each read unit (several small files, a file or part of a
+large one: :mod:`analytics.data.reads`) once, cut into pieces by (date, symbol bucket).
 
 A row's date is, for orders, its ``date`` column (orders are selected by it); for fills and bars,
 the file's ``date=YYYY-MM-DD`` folder, or in a flat folder the UTC date of ``ts``. Every file is
@@ -18,11 +19,10 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from analytics.data.buckets import symbol_bucket
 from analytics.data.datasets import DataFile, Selection, dataset, read_file
-from analytics.data.storage import open_fs
+from analytics.data.reads import FileSlice, ReadUnit, concat
 from analytics.errors import InputError
 from analytics.jobs.tca.checks import FILE_COLUMN
 
@@ -129,12 +129,12 @@ def _with_file(table: pa.Table, index: int) -> pa.Table:
     return table.append_column(FILE_COLUMN, pa.array(np.full(table.num_rows, index, np.int32)))
 
 
-def read_orders(src: Source, sel: Selection, n_buckets: int) -> dict[tuple[int, int], pa.Table]:
-    """The selected orders of one file, by (day number, bucket)."""
-    table = _read_with_optional(src.url, "orders", sel)
+def read_orders(unit: ReadUnit, sel: Selection, n_buckets: int) -> dict[tuple[int, int], pa.Table]:
+    """The selected orders of one read unit, by (day number, bucket)."""
+    table = concat([_with_file(_read_slice(p, "orders", sel), p.index) for p in unit.slices])
     days = table.column("date").cast(pa.int32()).to_numpy().astype(np.int64)
     found = [int(d) for d in np.unique(days)]
-    pieces = split(_with_file(table, src.index), days, found, n_buckets)
+    pieces = split(table, days, found, n_buckets)
     return {
         (found[i // n_buckets], i % n_buckets): piece
         for i, piece in enumerate(pieces)
@@ -142,49 +142,28 @@ def read_orders(src: Source, sel: Selection, n_buckets: int) -> dict[tuple[int, 
     }
 
 
-def _lacks(url: str, column: str) -> bool:
-    """Whether the Parquet file at ``url`` surely lacks ``column`` (False when unreadable: the
-    reader then reports what is wrong with the file)."""
-    try:
-        fs, path = open_fs(url)
-        with fs.open(path, "rb") as handle:
-            return column not in pq.ParquetFile(handle).schema_arrow.names
-    except (OSError, ValueError, pa.ArrowException):
-        return False
+def _read_slice(part: FileSlice, name: str, sel: Selection) -> pa.Table:
+    """``read_file`` of the job's columns (an optional column the file lacks comes back as
+    nulls)."""
+    return read_file(
+        part.url,
+        name,
+        list(COLUMNS[name]),
+        sel,
+        check_keys=False,
+        row_groups=part.row_groups,
+        size=part.size,
+    )
 
 
-def _read_with_optional(url: str, name: str, sel: Selection) -> pa.Table:
-    """``read_file`` of the job's columns; an optional column the file lacks comes back as
-    nulls (asking the reader for it would reject the file: it checks that every column it
-    returns is complete)."""
-    columns = COLUMNS[name]
-    optional = [c for c in columns if not dataset(name).column(c).required and _lacks(url, c)]
-    present = [c for c in columns if c not in optional]
-    table = read_file(url, name, present, sel, check_keys=False)
-    for c in optional:
-        table = table.append_column(
-            pa.field(c, dataset(name).column(c).type),
-            pa.nulls(table.num_rows, dataset(name).column(c).type),
-        )
-    return table.select(list(columns))
-
-
-def read_timed(
-    src: Source,
-    name: str,
-    sel: Selection,
-    days: tuple[int, ...],
-    n_buckets: int,
-) -> list[Piece]:
-    """The fills or bars of one file for ``days``, cut into ``len(days) * n_buckets`` pieces.
-
-    A file in a ``date=`` folder is read whole (its folder dates its rows); a flat file's rows
-    are filtered to ``start .. end`` by ``ts``. Fills dated on a day that has no selected order
-    are rejected: their order is missing.
-    """
+def _read_timed_slice(
+    part: FileSlice, src: Source, name: str, sel: Selection, days: Sequence[int]
+) -> tuple[pa.Table, I64]:
+    """One slice's rows (with their file) and each row's day number; fills dated on a day
+    not in ``days`` are rejected: their order is missing."""
     if src.day is not None:
         sel = replace(sel, start=None, end=None)
-    table = _read_with_optional(src.url, name, sel)
+    table = _read_slice(part, name, sel)
     if src.day is not None:
         row_day = np.full(table.num_rows, src.day, dtype=np.int64)
     else:
@@ -204,7 +183,31 @@ def read_timed(
                 file=src.url,
                 column="order_id",
             )
-    return split(_with_file(table, src.index), row_day, days, n_buckets)
+    return _with_file(table, src.index), row_day
+
+
+def read_timed(
+    unit: ReadUnit,
+    srcs: Sequence[Source],
+    name: str,
+    sel: Selection,
+    days: tuple[int, ...],
+    n_buckets: int,
+) -> list[Piece]:
+    """The fills or bars of one read unit (``srcs``: its files' sources, in the unit's order)
+    for ``days`` (the days its files serve), cut into ``len(days) * n_buckets`` pieces.
+
+    A file in a ``date=`` folder is read whole (its folder dates its rows); a flat file's rows
+    are filtered to ``start .. end`` by ``ts``. Fills dated on a day that has no selected order
+    are rejected: their order is missing (a file's days are the selected orders' days its rows
+    may fall on, so ``days`` holds every such day of the unit's files).
+    """
+    read = [
+        _read_timed_slice(p, src, name, sel, days) for p, src in zip(unit.slices, srcs, strict=True)
+    ]
+    table = concat([t for t, _ in read])
+    row_day = np.concatenate([d for _, d in read])
+    return split(table, row_day, days, n_buckets)
 
 
 def to_frame(name: str, pieces: Sequence[Piece]) -> pd.DataFrame:

@@ -2,11 +2,14 @@
 
 1. The driver lists the files of ``orders``, ``fills`` and ``bars`` (pruned by their ``date=``
    folders) and picks B symbol buckets from the threads and the largest day's input bytes.
-2. One task per orders file reads it and cuts its rows by (date, bucket); only the keys of the
-   pieces (a few numbers) come back to the driver, which learns the dates that have orders.
-3. One task per fills or bars file of those dates reads it once and cuts it the same way.
-4. ``tca`` only: one task per ``prices`` file of the 21 sessions before the dates reads it; one
-   task computes each date's ADV and sigma per symbol (:mod:`analytics.jobs.tca.prices`).
+2. One task per read unit of orders (several small files, a file or part of a large one:
+   :mod:`analytics.data.reads`) reads it and cuts its rows by (date, bucket); only the keys of
+   the pieces (a few numbers) come back to the driver, which learns the dates that have orders.
+3. One task per read unit of the fills or bars files of those dates reads it once and cuts it
+   the same way.
+4. ``tca`` only: one task per read unit of the ``prices`` files of the 21 sessions before the
+   dates reads it; one task computes each date's ADV and sigma per symbol
+   (:mod:`analytics.jobs.tca.prices`).
    One task per partition (date, bucket) joins its orders, fills and bars, runs the rejecting
    checks and computes its per-order rows (:func:`analytics.jobs.tca.tasks.compute_unit`).
 5. Each partition cuts its order and fill ids into B slots by hash; one task per slot rejects
@@ -28,6 +31,7 @@ from typing import Any, Final
 
 from distributed import Client, Future
 
+from analytics.data import reads
 from analytics.data.datasets import DataFile, Selection, list_files, with_bad_rows
 from analytics.errors import InputError
 from analytics.jobs.contract import RunSettings
@@ -79,9 +83,13 @@ def plan(
     files = {name: list_files(settings.input_url, name, sel) for name in DATASETS}
     urls = {name: [f.url for f in found] for name, found in files.items()}
     srcs = {name: inputs.sources(found) for name, found in files.items()}
-    n = bucket_count(files, sum(client.nthreads().values()) or 1)
+    threads = sum(client.nthreads().values()) or 1
+    n = bucket_count(files, threads)
 
-    read_orders = [client.submit(inputs.read_orders, s, sel, n, pure=False) for s in srcs["orders"]]
+    read_orders = [
+        client.submit(inputs.read_orders, unit, sel, n, pure=False)
+        for unit in reads.plan(files["orders"], threads)
+    ]
     keys = [client.submit(tasks.piece_keys, r, pure=False) for r in read_orders]
     # No progress bar for this short step: off a terminal it polls once a second.
     found_keys: list[set[tuple[int, int]]] = client.gather(keys)
@@ -99,15 +107,16 @@ def plan(
             return tuple(days)
         return (src.day,) if src.day in days else ()
 
-    reads: dict[str, list[tuple[tuple[int, ...], Future[Any]]]] = {"fills": [], "bars": []}
+    timed: dict[str, list[tuple[tuple[int, ...], Future[Any]]]] = {"fills": [], "bars": []}
     used: dict[str, list[DataFile]] = {"orders": list(files["orders"]), "fills": [], "bars": []}
-    for name, planned in reads.items():
-        for src, f in zip(srcs[name], files[name], strict=True):
-            span = served(src)
-            if name == "bars" and not span:
-                continue  # bars of a date without orders
-            used[name].append(f)
-            args_ = (src, name, sel, span, n)
+    for name, planned in timed.items():
+        # Bars of a date without orders are not read; fills are, to reject them.
+        kept = [i for i, src in enumerate(srcs[name]) if name == "fills" or served(src)]
+        used[name] = [files[name][i] for i in kept]
+        for unit in reads.plan(used[name], threads):
+            read = [srcs[name][kept[p.index]] for p in unit.slices]
+            span = tuple(sorted({day for src in read for day in served(src)}))
+            args_ = (unit, read, name, sel, span, n)
             planned.append((span, client.submit(inputs.read_timed, *args_, pure=False)))
 
     stats: Future[Any] | None = None
@@ -125,10 +134,10 @@ def plan(
             pieces = {
                 name: [
                     client.submit(operator.getitem, fut, span.index(day) * n + b)
-                    for span, fut in reads[name]
+                    for span, fut in timed[name]
                     if day in span
                 ]
-                for name in reads
+                for name in timed
             }
             units.append(
                 client.submit(
@@ -153,7 +162,7 @@ def plan(
     symbols = [client.submit(tasks.unit_part, u, "symbols") for u in units]
     no_adv = [client.submit(tasks.unit_part, u, "without_adv") for u in units]
     # Files of dates without orders are read only to reject their fills: the barrier waits.
-    idle = [fut for span, fut in reads["fills"] if not span]
+    idle = [fut for span, fut in timed["fills"] if not span]
     ready = client.submit(tasks.barrier, counts, symbols, no_adv, *id_checks, *idle, pure=False)
     read = {f.key: 1 for f in read_orders} | {f.key: 1 for r in reads.values() for _, f in r}
     if stats is not None:  # the prices' statistics follow the reads of their files

@@ -2,8 +2,9 @@
 
 The driver picks, for each order date, the 21 sessions of ``--calendar`` before it
 (:func:`analytics.jobs.tca.pretrade.session_windows`), lists the ``prices`` files of that span,
-reads each in one task and computes each date's statistics in one more
-(:func:`analytics.jobs.tca.tasks.price_stats`); the partitions take them from there.
+reads them by read units (:mod:`analytics.data.reads`) and computes each date's statistics in
+one more task (:func:`analytics.jobs.tca.tasks.price_stats`); the partitions take them from
+there.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 from distributed import Client, Future
 
+from analytics.data import reads
 from analytics.data.datasets import DataFile, Selection, list_files
 from analytics.errors import InputError
 from analytics.jobs.contract import RunSettings
@@ -63,9 +65,13 @@ def price_stats(
         return client.submit(tasks.price_stats, {}, pure=False), []
     sel = dataclasses.replace(orders_sel, start=min(used), end=max(used))
     files = _price_files(settings.input_url, sel)
-    reads = [client.submit(tasks.read_prices, f.url, sel, pure=False) for f in files]
+    threads = sum(client.nthreads().values()) or 1
+    read = [
+        client.submit(tasks.read_prices, unit, sel, pure=False)
+        for unit in reads.plan(files, threads)
+    ]
     by_day = {inputs.day_number(d): w for d, w in windows.items()}
-    return client.submit(tasks.price_stats, by_day, *reads, pure=False), files
+    return client.submit(tasks.price_stats, by_day, *read, pure=False), files
 
 
 def time_zone(calendar: str) -> str:

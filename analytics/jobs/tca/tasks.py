@@ -16,7 +16,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from analytics.data.datasets import Selection, read_file
+from analytics.data.datasets import Selection
+from analytics.data.reads import ReadUnit, read_unit
 from analytics.jobs.execution_report import tables as report
 from analytics.jobs.tca import buckets, checks, kernel, markouts, pretrade, tables
 from analytics.jobs.tca.aggregate import group_costs, sort_rows
@@ -181,11 +182,10 @@ def barrier(
     return Summary(total, len(frozenset().union(*symbols)), listed)
 
 
-def read_prices(url: str, sel: Selection) -> pd.DataFrame:
-    """The ``prices`` rows of one file in ``sel`` (the columns the pre-trade model needs)."""
-    frame: pd.DataFrame = read_file(url, "prices", list(pretrade.PRICE_COLUMNS), sel).to_pandas(
-        date_as_object=False
-    )
+def read_prices(unit: ReadUnit, sel: Selection) -> pd.DataFrame:
+    """The ``prices`` rows of one read unit in ``sel`` (the columns the pre-trade model needs)."""
+    table = read_unit(unit, "prices", list(pretrade.PRICE_COLUMNS), sel)
+    frame: pd.DataFrame = table.to_pandas(date_as_object=False)
     return frame
 
 
