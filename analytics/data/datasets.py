@@ -175,7 +175,9 @@ def list_files(input_url: str, name: str, sel: Selection) -> list[DataFile]:
     root = join(input_url, name)
     fs, path = open_fs(root)
     try:
-        found = fs.find(path, detail=True) if fs.isdir(path) else {}
+        # One listing of everything under the prefix (on S3 a ListObjectsV2 without a
+        # delimiter, paginated): no request per folder, and no separate "is it a folder?".
+        found = fs.find(path, detail=True)
     except PermissionError as err:
         raise InputError(f"cannot list {root}: access denied ({err})", dataset=name) from err
     except transport_errors() as err:
@@ -186,6 +188,8 @@ def list_files(input_url: str, name: str, sel: Selection) -> list[DataFile]:
         raise InputError(f"cannot list {root}: {err}", dataset=name) from err
     files = []
     for key, info in sorted(found.items()):
+        if key.rstrip("/") == path:
+            continue  # the dataset's path is a file (or a folder marker), not a folder
         relative = key[len(path) :].lstrip("/")
         if info.get("type") == "directory" or any(
             part.startswith(_SKIP_PREFIXES) for part in relative.split("/")

@@ -9,9 +9,9 @@ read step instead plans *read units* (:func:`plan_reads`), one task each:
 * consecutive files in listing order go into one unit until the next one would take it over
   the target (a unit always holds at least one file);
 * a file larger than the target, with more than one row group, is cut into runs of
-  consecutive row groups of at most the target each (a row group never splits), one unit per
-  run; its row groups' sizes come from its Parquet footer (:func:`row_group_bytes`), read on
-  the driver for such files only;
+  consecutive row groups of at most the target's bytes each (a row group never splits), one
+  unit per run; its row groups' sizes come from its Parquet footer (:func:`row_group_bytes`),
+  read on the driver for such files only;
 * the target (:func:`target_bytes`) is the total cost over ``UNITS_PER_THREAD`` units per
   thread, kept between the open cost and :data:`MAX_UNIT_BYTES`.
 
@@ -109,7 +109,7 @@ def plan_reads(
     """Read units of about ``target`` bytes of cost each, in listing order (module docstring).
 
     ``row_groups`` gives the compressed bytes of each row group of the files larger than
-    ``target`` (:func:`row_group_bytes`); a large file it does not cover is read whole.
+    ``target`` (:func:`row_group_bytes`); a large file it does not cover is read whole, alone.
     Every file of ``files`` is in exactly one unit, or its row groups each in exactly one.
     """
     if target <= 0:
@@ -121,12 +121,13 @@ def plan_reads(
     for index, f in enumerate(files):
         own = f.size + open_cost(f.url)
         sizes = groups.get(f.url, ())
-        if own > target and len(sizes) > 1:
-            units.extend(_split(f, index, sizes, target))
-            continue
-        if slices and cost + own > target:
+        split = f.size > target and len(sizes) > 1
+        if slices and (split or cost + own > target):
             units.append(ReadUnit(tuple(slices), cost))
             slices, cost = [], 0
+        if split:
+            units.extend(_split(f, index, sizes, target))
+            continue
         slices.append(FileSlice(f.url, index, size=f.size))
         cost += own
     if slices:
@@ -135,17 +136,17 @@ def plan_reads(
 
 
 def _split(f: DataFile, index: int, sizes: Sequence[int], target: int) -> Iterator[ReadUnit]:
-    """Runs of consecutive row groups of ``f``, each at most ``target`` (or one group)."""
+    """Runs of consecutive row groups of ``f`` of at most ``target`` bytes (or one group)."""
     opening = open_cost(f.url)
     run: list[int] = []
-    cost = opening
-    for group, size in enumerate(sizes):
-        if run and cost + size > target:
-            yield ReadUnit((FileSlice(f.url, index, tuple(run), f.size),), cost)
-            run, cost = [], opening
+    size = 0
+    for group, group_size in enumerate(sizes):
+        if run and size + group_size > target:
+            yield ReadUnit((FileSlice(f.url, index, tuple(run), f.size),), opening + size)
+            run, size = [], 0
         run.append(group)
-        cost += size
-    yield ReadUnit((FileSlice(f.url, index, tuple(run), f.size),), cost)
+        size += group_size
+    yield ReadUnit((FileSlice(f.url, index, tuple(run), f.size),), opening + size)
 
 
 def _footer(url: str) -> list[int] | None:
@@ -179,7 +180,7 @@ def plan(files: Sequence[DataFile], threads: int) -> list[ReadUnit]:
     """The read units of ``files`` for a cluster of ``threads``: the target, the footers of
     the files larger than it, and :func:`plan_reads`."""
     target = target_bytes(files, threads)
-    large = [f for f in files if f.size + open_cost(f.url) > target]
+    large = [f for f in files if f.size > target]
     return plan_reads(files, target, row_group_bytes(large))
 
 
