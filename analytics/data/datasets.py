@@ -423,10 +423,13 @@ def read_file(
                 parquet = pq.ParquetFile(
                     source, metadata=parquet.metadata, read_dictionary=dictionaries
                 )
+            # pyarrow's thread pool costs more than it saves on a small file (a read unit's
+            # many small files are read one after another by one task).
+            threads = size is None or size > WHOLE_FILE_BYTES
             table = (
-                parquet.read(columns=to_read)
+                parquet.read(columns=to_read, use_threads=threads)
                 if groups is None
-                else parquet.read_row_groups(groups, columns=to_read)
+                else parquet.read_row_groups(groups, columns=to_read, use_threads=threads)
             )
     except InputError:
         raise
