@@ -80,6 +80,8 @@ def test_a_large_file_is_cut_by_row_groups() -> None:
         None,
     ]
     assert [u.cost // MiB for u in units[1:4]] == [5, 5, 3]
+    # A progress of files read counts big once, with its first run: 3 files in all.
+    assert [u.file_count for u in units] == [1, 1, 0, 0, 1]
     # Without its footer's sizes (unreadable), a large file is read whole, alone.
     whole = reads.plan_reads(files, 4 * MiB)
     assert [u.indexes for u in whole] == [(0,), (1,), (2,)]

@@ -86,6 +86,13 @@ class ReadUnit:
     def indexes(self) -> tuple[int, ...]:
         return tuple(p.index for p in self.slices)
 
+    @property
+    def file_count(self) -> int:
+        """The files this unit counts for in a progress of files read: its whole files, and a
+        large file in the unit of its first run of row groups (the units of a listing add up to
+        its number of files)."""
+        return sum(1 for p in self.slices if not p.row_groups or p.row_groups[0] == 0)
+
 
 def open_cost(url: str) -> int:
     """The open cost of a file at ``url`` (:data:`OPEN_COST_BYTES` on remote storage)."""

@@ -224,11 +224,12 @@ def read(ctx: JobContext) -> Read:
         checkpoint.begin({"prices": files}, {"buckets": n_buckets})
         n_buckets = int(checkpoint.plan["buckets"])  # a resumed run keeps its names
     threads = sum(client.nthreads().values()) or 1
+    units = reads.plan(files, threads)
     split = [
         delayed(buckets.read_and_split, nout=n_buckets, pure=True)(
             unit, sel, n_buckets, data.COLUMNS
         )
-        for unit in reads.plan(files, threads)
+        for unit in units
     ]
     merged = [
         delayed(buckets.merge, pure=True)([pieces[b] for pieces in split], urls)
@@ -239,7 +240,14 @@ def read(ctx: JobContext) -> Read:
     )
     sizes = [delayed(_symbol_count, pure=True)(b) for b in merged]
     futures = client.compute([*merged, days, *sizes])
-    ctx.progress.wait(futures, Phase("reading", "files", weights={d.key: 1 for d in split}))
+    ctx.progress.wait(
+        futures,
+        Phase(
+            "reading",
+            "files",
+            weights={d.key: u.file_count for d, u in zip(split, units, strict=True)},
+        ),
+    )
     counts: list[int] = client.gather(futures[n_buckets + 1 :])
     found = Read(
         files,

@@ -134,9 +134,9 @@ def run(ctx: JobContext) -> JobResult:
                     finished[b] = piece
     todo = [b for b in range(n) if b not in finished]
 
+    units = reads.plan(files, threads)
     split = [
-        delayed(buckets.read_and_split, nout=n, pure=True)(unit, sel, n, COLUMNS)
-        for unit in reads.plan(files, threads)
+        delayed(buckets.read_and_split, nout=n, pure=True)(unit, sel, n, COLUMNS) for unit in units
     ]
     # With the benchmark known, only the unfinished buckets are gathered at all.
     needed = todo if known is not None else list(range(n))
@@ -170,7 +170,11 @@ def run(ctx: JobContext) -> JobResult:
     counts = client.compute(symbols_of, priority=1)
     ctx.progress.wait(
         futures,
-        Phase("reading", "files", weights={d.key: 1 for d in split}),
+        Phase(
+            "reading",
+            "files",
+            weights={d.key: u.file_count for d, u in zip(split, units, strict=True)},
+        ),
         Phase(
             "computing",
             "symbols",

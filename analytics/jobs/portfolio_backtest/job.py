@@ -168,12 +168,14 @@ def read(ctx: JobContext) -> tuple[Future[Any], list[Any], Selection]:
     files = list_files(settings.input_url, "prices", sel)
     urls = [f.url for f in files]
     threads = sum(client.nthreads().values()) or 1
-    pieces = [
-        delayed(buckets.read_and_split, pure=True)(unit, sel, 1, COLUMNS)
-        for unit in reads.plan(files, threads)
-    ]
+    units = reads.plan(files, threads)
+    pieces = [delayed(buckets.read_and_split, pure=True)(unit, sel, 1, COLUMNS) for unit in units]
     future = client.compute(delayed(build_panel, pure=True)(pieces, urls))
-    read_files = Phase("reading", "files", weights={d.key: 1 for d in pieces})
+    read_files = Phase(
+        "reading",
+        "files",
+        weights={d.key: u.file_count for d, u in zip(pieces, units, strict=True)},
+    )
     ctx.progress.wait([future], read_files)
     if client.submit(_is_empty, future).result():
         raise InputError(

@@ -86,10 +86,11 @@ def plan(
     threads = sum(client.nthreads().values()) or 1
     n = bucket_count(files, threads)
 
-    read_orders = [
-        client.submit(inputs.read_orders, unit, sel, n, pure=False)
-        for unit in reads.plan(files["orders"], threads)
-    ]
+    files_of: dict[Any, int] = {}  # each read task's files (the progress counts files)
+    read_orders = []
+    for unit in reads.plan(files["orders"], threads):
+        read_orders.append(client.submit(inputs.read_orders, unit, sel, n, pure=False))
+        files_of[read_orders[-1].key] = unit.file_count
     keys = [client.submit(tasks.piece_keys, r, pure=False) for r in read_orders]
     # No progress bar for this short step: off a terminal it polls once a second.
     found_keys: list[set[tuple[int, int]]] = client.gather(keys)
@@ -114,10 +115,12 @@ def plan(
         kept = [i for i, src in enumerate(srcs[name]) if name == "fills" or served(src)]
         used[name] = [files[name][i] for i in kept]
         for unit in reads.plan(used[name], threads):
-            read = [srcs[name][kept[p.index]] for p in unit.slices]
-            span = tuple(sorted({day for src in read for day in served(src)}))
-            args_ = (unit, read, name, sel, span, n)
-            planned.append((span, client.submit(inputs.read_timed, *args_, pure=False)))
+            unit_srcs = [srcs[name][kept[p.index]] for p in unit.slices]
+            span = tuple(sorted({day for src in unit_srcs for day in served(src)}))
+            args_ = (unit, unit_srcs, name, sel, span, n)
+            future = client.submit(inputs.read_timed, *args_, pure=False)
+            planned.append((span, future))
+            files_of[future.key] = unit.file_count
 
     stats: Future[Any] | None = None
     if pretrade is not None:
@@ -164,7 +167,7 @@ def plan(
     # Files of dates without orders are read only to reject their fills: the barrier waits.
     idle = [fut for span, fut in timed["fills"] if not span]
     ready = client.submit(tasks.barrier, counts, symbols, no_adv, *id_checks, *idle, pure=False)
-    read = {f.key: 1 for f in read_orders} | {f.key: 1 for r in reads.values() for _, f in r}
+    read = dict(files_of)
     if stats is not None:  # the prices' statistics follow the reads of their files
         read[stats.key] = len(used["prices"])
     orders = [client.submit(operator.attrgetter("orders"), c) for c in counts]
