@@ -3,8 +3,9 @@
 The main node binds the scheduler to its own private address (8786, dashboard 8787), runs a
 worker with all its CPUs, waits (bounded) for the children's workers, hands a client to the job,
 then writes every node's Dask logs to ``_logs/`` and shuts the cluster down, which makes every
-child exit 0. A child runs one worker under a nanny (a crashed worker process is restarted)
-that connects to the main node, retrying until its death timeout.
+child exit 0. A child waits for the main node's scheduler port to open (cluster/probe.py), reads
+the TLS bundle the main node published before it listened, and runs one worker under a nanny
+(a crashed worker process is restarted), all within its death timeout.
 """
 
 from __future__ import annotations
@@ -34,13 +35,18 @@ from analytics.errors import FinbatchError
 from cluster import tls
 from cluster.context import NodeContext
 from cluster.local import machine_cpus
+from cluster.probe import ReadinessProbes, wait_for_port
 
 log = logging.getLogger(__name__)
 
 SCHEDULER_PORT = 8786
 DASHBOARD_PORT = 8787
-#: Packages that must have one version on every node, beyond Dask's own check.
-CHECKED_PACKAGES = ("finbatch", "dask", "distributed", "pandas", "numpy", "pyarrow", "s3fs")
+#: Packages that must have one version on every node: the job's stack and the packages Dask's
+#: own version check compares (distributed.versions), checked in one round trip.
+CHECKED_PACKAGES = (
+    *("finbatch", "dask", "distributed", "pandas", "numpy", "pyarrow", "s3fs"),
+    *("msgpack", "cloudpickle", "tornado", "toolz", "lz4"),
+)
 #: How long the node count may stay below --min-nodes (a nanny restart is a short dip).
 BELOW_MIN_GRACE_S = 30.0
 
@@ -93,6 +99,8 @@ class NodeLost(FinbatchError):
 
 class NodeWatch(SchedulerPlugin):
     """Logs each node that joins or is lost; fails the job when fewer than ``min_nodes`` stay."""
+
+    name = "finbatch-node-watch"
 
     def __init__(self, min_nodes: int, grace: float = BELOW_MIN_GRACE_S) -> None:
         self.min_nodes = min_nodes
@@ -153,7 +161,6 @@ def package_versions() -> dict[str, str]:
 def check_versions(client: Client, mine: dict[str, str] | None = None) -> None:
     """Every worker must run the same packages as the driver (``mine``, by default this
     process's versions); a clear error otherwise."""
-    client.get_versions(check=True)  # Dask's own check: raises on a mismatch it cares about
     mine = package_versions() if mine is None else mine
     theirs: dict[str, dict[str, str]] = client.run(package_versions)
     problems = [
@@ -222,12 +229,29 @@ def main_node(ctx: NodeContext, host: str, opts: MnpOptions) -> Iterator[Client]
             opts.scheduler_port,
         )
     else:
+        # First, before the scheduler listens: a child reads the bundle once it finds the
+        # scheduler's port open, so an open port means the bundle is there.
         bundle = tls.make_bundle(job_id)
         security = bundle.security()
-    _clear_logs(opts.output_url)
-    # Start once --min-nodes (default: all) joined; fail only below an explicit --min-nodes:
-    # by default a lost child's work is recomputed on the nodes that remain.
-    start_with = min(opts.min_nodes or ctx.num_nodes, ctx.num_nodes)
+        tls.publish(bundle, bundle_at)
+    try:
+        with _main_cluster(host, opts, security) as (cluster, watch):
+            if not opts.insecure:
+                log.info("TLS bundle for the child nodes published at %s", bundle_at)
+            _clear_logs(opts.output_url)
+            with _main_client(ctx, host, opts, cluster, watch, security) as client:
+                yield client
+    finally:
+        if not opts.insecure:
+            with suppress(Exception):
+                tls.withdraw(bundle_at)
+
+
+@contextmanager
+def _main_cluster(
+    host: str, opts: MnpOptions, security: Security | None
+) -> Iterator[tuple[LocalCluster, NodeWatch]]:
+    """The scheduler, with the node watch installed before it listens, and the main's worker."""
     watch = NodeWatch(opts.min_nodes or 1, opts.below_min_grace)
     config = {
         "distributed.scheduler.idle-timeout": opts.idle_timeout,
@@ -245,15 +269,32 @@ def main_node(ctx: NodeContext, host: str, opts: MnpOptions) -> Iterator[Client]
             protocol="tcp://" if opts.insecure else "tls://",
             security=security,
             silence_logs=logging.ERROR,
+            # No child can join (or leave) before the watch sees it.
+            scheduler_kwargs={"plugins": [watch]},
         )
-    assert cluster.scheduler is not None  # a LocalCluster runs its scheduler in this process
-    cluster.scheduler.add_plugin(watch, name="finbatch-node-watch")
-    for address in list(cluster.scheduler.workers):  # the main node's worker is already up
-        watch.add_worker(cluster.scheduler, address)
-    if not opts.insecure:
-        # Published only now: no child can join (or leave) before the watch sees it.
-        tls.publish(bundle, bundle_at)
-        log.info("TLS bundle for the child nodes published at %s", bundle_at)
+    probes = ReadinessProbes()
+    tcp_log = logging.getLogger("distributed.comm.tcp")
+    tcp_log.addFilter(probes)
+    try:
+        yield cluster, watch
+    finally:
+        tcp_log.removeFilter(probes)
+        with suppress(Exception):
+            cluster.close(timeout=10)
+
+
+@contextmanager
+def _main_client(
+    ctx: NodeContext,
+    host: str,
+    opts: MnpOptions,
+    cluster: LocalCluster,
+    watch: NodeWatch,
+    security: Security | None,
+) -> Iterator[Client]:
+    # Start once --min-nodes (default: all) joined; fail only below an explicit --min-nodes:
+    # by default a lost child's work is recomputed on the nodes that remain.
+    start_with = min(opts.min_nodes or ctx.num_nodes, ctx.num_nodes)
     client = Client(cluster, security=security)
     try:
         wait_for_nodes(client, start_with, ctx.num_nodes, opts.wait_for_nodes)
@@ -277,9 +318,6 @@ def main_node(ctx: NodeContext, host: str, opts: MnpOptions) -> Iterator[Client]
         with suppress(Exception):
             cluster.close(timeout=10)
         _wait_closed(nannies, security, timeout=20.0)
-        if not opts.insecure:
-            with suppress(Exception):
-                tls.withdraw(bundle_at)
 
 
 def _close_children(client: Client, host: str) -> list[str]:
@@ -358,13 +396,29 @@ async def _child(ctx: NodeContext, host: str, opts: MnpOptions, security: Securi
 
 
 def run_child(ctx: NodeContext, host: str, opts: MnpOptions) -> int:
-    """Run a child node's worker until the scheduler shuts it down; returns the exit code."""
+    """Run a child node's worker until the scheduler shuts it down; returns the exit code.
+
+    The child waits for the main node's scheduler port to open (one death timeout in all),
+    then, under TLS, reads the bundle the main node published before its scheduler listened.
+    """
+    started = time.monotonic()
+    protocol = "tcp" if opts.insecure else "tls"
+    address = f"{protocol}://{ctx.main_address}:{opts.scheduler_port}"
+    assert ctx.main_address is not None  # detect() gives every child the main's address
+    log.info("node %d: waiting for the scheduler at %s", ctx.node_index, address)
+    if not wait_for_port(ctx.main_address, opts.scheduler_port, opts.death_timeout):
+        print(
+            f"finbatch: error: node {ctx.node_index}: the scheduler at {address} did not answer "
+            f"within {opts.death_timeout:.0f} s (--death-timeout): the main node did not start, "
+            "or this node cannot reach it",
+            file=sys.stderr,
+            flush=True,
+        )
+        return 1
     security = None
     if not opts.insecure:
-        started = time.monotonic()
         url = tls.bundle_url(opts.output_url, ctx.attempt)
-        security = tls.fetch(url, opts.death_timeout).security()
-        # One death timeout in all: the wait for the bundle counts against it.
-        remaining = max(1.0, opts.death_timeout - (time.monotonic() - started))
-        opts = dataclasses.replace(opts, death_timeout=remaining)
+        security = tls.read(url).security()
+    remaining = max(1.0, opts.death_timeout - (time.monotonic() - started))
+    opts = dataclasses.replace(opts, death_timeout=remaining)
     return asyncio.run(_child(ctx, host, opts, security))

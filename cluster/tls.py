@@ -3,16 +3,17 @@
 The main node creates a fresh CA and one node certificate signed by it, and publishes the CA
 certificate with the node certificate and key (never the CA's key) under the run's own output
 prefix (``_cluster/tls-attempt-N.json``), where the children, which run with the same job role,
-read it. The scheduler, every worker and the driver require a peer certificate signed by the
-job's CA, so a client without the job's credentials is refused at the TLS handshake. The bundle
-is deleted when the job ends. See docs/aws.md, "Security", for the threat model.
+read it once they find the main node's scheduler port open (the bundle is published before the
+scheduler listens). The scheduler, every worker and the driver require a peer certificate
+signed by the job's CA, so a client without the job's credentials is refused at the TLS
+handshake. The bundle is deleted when the job ends. See docs/aws.md, "Security", for the
+threat model.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -120,22 +121,28 @@ def publish(bundle: TlsBundle, url: str) -> None:
         os.chmod(path, 0o600)
 
 
-def fetch(url: str, timeout: float, poll: float = 1.0) -> TlsBundle:
-    """Wait for the main node's bundle (children may start first); bounded by ``timeout``."""
+def read(url: str) -> TlsBundle:
+    """The bundle the main node published at ``url``, read once.
+
+    A child reads it after the main node's scheduler port opened, and the main node publishes
+    it before its scheduler listens, so a missing bundle is a configuration error, not a race.
+    """
     fs, path = open_fs(url)
-    deadline = time.monotonic() + timeout
-    while True:
-        fs.invalidate_cache()
-        if fs.exists(path):
-            with fs.open(path, "rb") as handle:
-                data: dict[str, Any] = json.load(handle)
-            return TlsBundle(**data)
-        if time.monotonic() >= deadline:
-            raise ClusterConfigError(
-                f"the main node's TLS bundle {url} did not appear within {timeout:.0f} s: "
-                "the main node did not start, or this node cannot read the job's output prefix"
-            )
-        time.sleep(poll)  # polling storage: there is no event to wait on
+    try:
+        with fs.open(path, "rb") as handle:
+            data: dict[str, Any] = json.load(handle)
+    except FileNotFoundError:
+        raise ClusterConfigError(
+            f"the main node's scheduler answers but its TLS bundle {url} does not exist: the "
+            "main node runs with --insecure (every node must have the same options), or its "
+            "output prefix differs from this node's"
+        ) from None
+    except PermissionError as err:
+        raise ClusterConfigError(
+            f"cannot read the main node's TLS bundle {url}: {err} (every node needs read "
+            "access to the job's output prefix)"
+        ) from err
+    return TlsBundle(**data)
 
 
 def withdraw(url: str) -> None:
