@@ -1,6 +1,6 @@
 """Start-up time and per-task overhead of a simulated AWS Batch multi-node parallel cluster.
 
-Run: ``python bench/mnp_startup.py [--nodes 8] [--tasks 10000]``.
+Run: ``python bench/mnp_startup.py [--nodes 8] [--tasks 10000] [--repeat 3]``.
 
 Measures, in one run on this machine:
 
@@ -12,8 +12,10 @@ Measures, in one run on this machine:
   same size (N workers, each with as many threads as an MNP node's worker), over plain TCP as a
   LocalCluster runs.
 
-All nodes share this machine's cores, so the figures are the cluster machinery's cost, not a
-cluster's throughput.
+Each pair of runs (MNP, LocalCluster) is measured back to back, in alternating order, with the
+CPU seconds every process spent until all workers joined and the load average; the ratios are
+per pair, then their median. All nodes share this machine's cores, so the figures are the
+cluster machinery's cost, not a cluster's throughput.
 """
 
 from __future__ import annotations
@@ -27,7 +29,10 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from contextlib import suppress
+from typing import NamedTuple
 
+import psutil
 from distributed import Client, LocalCluster, wait
 
 from cluster.context import detect
@@ -46,6 +51,27 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+class Startup(NamedTuple):
+    ready_s: float  # start to all workers joined
+    cpu_s: float  # CPU seconds of this process and every process it started, by then
+    per_task_s: float
+
+
+def _cpu_seconds() -> dict[int, float]:
+    """CPU seconds (user + system) of this process and each of its descendants, by pid."""
+    me = psutil.Process()
+    seconds = {}
+    for proc in [me, *me.children(recursive=True)]:
+        with suppress(psutil.Error):  # a process that just exited
+            times = proc.cpu_times()
+            seconds[proc.pid] = times.user + times.system
+    return seconds
+
+
+def _cpu_since(before: dict[int, float]) -> float:
+    return sum(cpu - before.get(pid, 0.0) for pid, cpu in _cpu_seconds().items())
+
+
 def task_overhead(client: Client, n: int) -> float:
     """Seconds per task for n independent no-op tasks (submit to all results in memory)."""
     start = time.perf_counter()
@@ -56,7 +82,7 @@ def task_overhead(client: Client, n: int) -> float:
     return elapsed / n
 
 
-def run_mnp(nodes: int, tasks: int, work: str) -> tuple[float, float]:
+def run_mnp(nodes: int, tasks: int, work: str) -> Startup:
     port = _free_port()
     sim = Simulation(
         nodes,
@@ -69,19 +95,22 @@ def run_mnp(nodes: int, tasks: int, work: str) -> tuple[float, float]:
     env = sim.node_env(0)
     ctx = detect(env)
     opts = MnpOptions(output_url=work, scheduler_port=port, dashboard_port=0)
+    cpu = _cpu_seconds()
     start = time.perf_counter()
     for i in range(1, nodes):
-        sim.start(i)  # the children poll for the main node's TLS bundle, then connect
+        sim.start(i)  # the children wait for the main node's scheduler port, then connect
     try:
         with main_node(ctx, node_host(0), opts) as client:
             joined = time.perf_counter() - start
+            used = _cpu_since(cpu)
             overhead = task_overhead(client, tasks)
     finally:
         sim.stop_all(grace=20)
-    return joined, overhead
+    return Startup(joined, used, overhead)
 
 
-def run_local(nodes: int, tasks: int) -> tuple[float, float]:
+def run_local(nodes: int, tasks: int) -> Startup:
+    cpu = _cpu_seconds()
     start = time.perf_counter()
     with (
         LocalCluster(
@@ -95,7 +124,8 @@ def run_local(nodes: int, tasks: int) -> tuple[float, float]:
     ):
         client.wait_for_workers(nodes)
         ready = time.perf_counter() - start
-        return ready, task_overhead(client, tasks)
+        used = _cpu_since(cpu)
+        return Startup(ready, used, task_overhead(client, tasks))
 
 
 def _machine() -> str:
@@ -112,30 +142,60 @@ def _machine() -> str:
     return f"{model}, {machine_cpus()} cores, {mem:.0f} GiB, Python {platform.python_version()}"
 
 
+def _load() -> str:
+    one, five, _ = os.getloadavg()
+    return f"load {one:.1f} (5 min {five:.1f})"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--nodes", type=int, default=8)
     parser.add_argument("--tasks", type=int, default=10_000)
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="pairs of runs, in alternating order (default 3)"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    rows: list[tuple[str, Callable[[], tuple[float, float]]]] = []
-    with tempfile.TemporaryDirectory() as work:
-        rows = [
-            (
-                f"simulated MNP, {args.nodes} nodes, TLS",
-                lambda: run_mnp(args.nodes, args.tasks, work),
-            ),
-            (f"LocalCluster, {args.nodes} workers", lambda: run_local(args.nodes, args.tasks)),
-        ]
-        results = [(label, *fn()) for label, fn in rows]
     print(f"machine: {_machine()}")
-    print(f"{'cluster':<34} {'ready (s)':>10} {'per task (ms)':>14}")
-    for label, ready, per_task in results:
-        print(f"{label:<34} {ready:>10.2f} {per_task * 1e3:>14.3f}")
-    mnp, local = results
     print(
-        f"ratio MNP / LocalCluster: start-up {mnp[1] / local[1]:.2f}x, "
-        f"per task {mnp[2] / local[2]:.2f}x"
+        f"{'pair':<5} {'cluster':<34} {'ready (s)':>10} {'CPU (s)':>8} {'per task (ms)':>14}  load"
+    )
+    ratios: list[tuple[float, float, float]] = []
+    with tempfile.TemporaryDirectory() as work:
+        runs: dict[str, Callable[[], Startup]] = {
+            f"simulated MNP, {args.nodes} nodes, TLS": lambda: run_mnp(
+                args.nodes, args.tasks, work
+            ),
+            f"LocalCluster, {args.nodes} workers": lambda: run_local(args.nodes, args.tasks),
+        }
+        labels = list(runs)
+        for pair in range(1, args.repeat + 1):
+            # The machine is shared: each pair is measured back to back, in alternating order.
+            order = labels if pair % 2 else labels[::-1]
+            result: dict[str, Startup] = {}
+            for label in order:
+                got = result[label] = runs[label]()
+                print(
+                    f"{pair:<5} {label:<34} {got.ready_s:>10.2f} {got.cpu_s:>8.2f} "
+                    f"{got.per_task_s * 1e3:>14.3f}  {_load()}"
+                )
+            mnp, local = (result[x] for x in labels)
+            ratios.append(
+                (
+                    mnp.ready_s / local.ready_s,
+                    mnp.cpu_s / local.cpu_s,
+                    mnp.per_task_s / local.per_task_s,
+                )
+            )
+    for pair, (start, cpu, task) in enumerate(ratios, 1):
+        print(
+            f"pair {pair}: MNP / LocalCluster start-up {start:.2f}x (CPU {cpu:.2f}x), "
+            f"per task {task:.2f}x"
+        )
+    median = [sorted(column)[len(ratios) // 2] for column in zip(*ratios, strict=True)]
+    print(
+        f"median of {len(ratios)} pairs: start-up {median[0]:.2f}x (CPU {median[1]:.2f}x), "
+        f"per task {median[2]:.2f}x"
     )
     return 0
 

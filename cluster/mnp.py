@@ -257,30 +257,33 @@ def _main_cluster(
         "distributed.scheduler.idle-timeout": opts.idle_timeout,
         "distributed.scheduler.no-workers-timeout": opts.no_workers_timeout,
     }
-    with dask.config.set(config):
-        cluster = LocalCluster(
-            n_workers=1,
-            threads_per_worker=machine_cpus(),
-            memory_limit=main_worker_memory(MEMORY_LIMIT, opts.main_reserve_mib),
-            processes=True,
-            host=host,
-            scheduler_port=opts.scheduler_port,
-            dashboard_address=f"{host}:{opts.dashboard_port}",
-            protocol="tcp://" if opts.insecure else "tls://",
-            security=security,
-            silence_logs=logging.ERROR,
-            # No child can join (or leave) before the watch sees it.
-            scheduler_kwargs={"plugins": [watch]},
-        )
+    # Installed before the scheduler listens: a child may probe its port from the first moment.
     probes = ReadinessProbes()
     tcp_log = logging.getLogger("distributed.comm.tcp")
     tcp_log.addFilter(probes)
     try:
-        yield cluster, watch
+        with dask.config.set(config):
+            cluster = LocalCluster(
+                n_workers=1,
+                threads_per_worker=machine_cpus(),
+                memory_limit=main_worker_memory(MEMORY_LIMIT, opts.main_reserve_mib),
+                processes=True,
+                host=host,
+                scheduler_port=opts.scheduler_port,
+                dashboard_address=f"{host}:{opts.dashboard_port}",
+                protocol="tcp://" if opts.insecure else "tls://",
+                security=security,
+                silence_logs=logging.ERROR,
+                # No child can join (or leave) before the watch sees it.
+                scheduler_kwargs={"plugins": [watch]},
+            )
+        try:
+            yield cluster, watch
+        finally:
+            with suppress(Exception):
+                cluster.close(timeout=10)
     finally:
         tcp_log.removeFilter(probes)
-        with suppress(Exception):
-            cluster.close(timeout=10)
 
 
 @contextmanager

@@ -12,6 +12,7 @@ import logging
 import socket
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import boto3
 import pytest
@@ -44,26 +45,49 @@ def test_wait_for_port_open_and_closed() -> None:
         assert not wait_for_port("127.0.0.1", bound.getsockname()[1], timeout=0.3)
 
 
-async def _record(
-    caplog: pytest.LogCaptureFixture, remote: str, *, other: bool = False
-) -> logging.LogRecord:
+class _Records(logging.Handler):
+    """The records of distributed's TCP layer, kept in a list. Attached to that logger itself:
+    distributed's loggers do not propagate to the root, where pytest's caplog listens."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@contextmanager
+def _tcp_records() -> Iterator[_Records]:
+    tcp_log = logging.getLogger("distributed.comm.tcp")
+    handler, level = _Records(), tcp_log.level
+    tcp_log.addHandler(handler)
+    tcp_log.setLevel(logging.DEBUG)
+    try:
+        yield handler
+    finally:
+        tcp_log.removeHandler(handler)
+        tcp_log.setLevel(level)
+
+
+async def _record(seen: _Records, remote: str, *, other: bool = False) -> logging.LogRecord:
     """The listener's record of a failed handshake from ``remote`` (``other``: from anyone
     else). It is logged once the peer is gone, so the test waits for it."""
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        for record in caplog.records:
+        for record in list(seen.records):
             text = record.getMessage()
             if "TLS handshake failed" in text and (remote in text) != other:
                 return record
         await asyncio.sleep(0.05)  # logging has no event to await
-    raise AssertionError(f"no handshake record ({remote}, other={other}): {caplog.text}")
+    raise AssertionError(f"no handshake record ({remote}, other={other})")
 
 
-def test_a_probe_is_not_a_warning_a_stranger_is(caplog: pytest.LogCaptureFixture) -> None:
+def test_a_probe_is_not_a_warning_a_stranger_is() -> None:
     """A child's probe (connect, close) goes to DEBUG on the main node; a client with a
     certificate the job's CA did not sign is still a warning."""
 
-    async def run() -> tuple[logging.LogRecord, logging.LogRecord]:
+    async def run(seen: _Records) -> tuple[logging.LogRecord, logging.LogRecord]:
         security = make_bundle("probe").security()
         async with Scheduler(
             host="127.0.0.1", port=0, protocol="tls", security=security, dashboard_address=":0"
@@ -74,7 +98,7 @@ def test_a_probe_is_not_a_warning_a_stranger_is(caplog: pytest.LogCaptureFixture
                 probe.bind(("127.0.0.1", 0))
                 probe_port = probe.getsockname()[1]
                 await loop.sock_connect(probe, ("127.0.0.1", port))
-            probed = await _record(caplog, f"127.0.0.1:{probe_port}'")
+            probed = await _record(seen, f"127.0.0.1:{probe_port}'")
             with pytest.raises(OSError, match=r"Timed out|refused|handshake|certificate|closed"):
                 await Client(
                     scheduler.address,
@@ -82,15 +106,15 @@ def test_a_probe_is_not_a_warning_a_stranger_is(caplog: pytest.LogCaptureFixture
                     asynchronous=True,
                     timeout="2s",
                 )
-            stranger = await _record(caplog, f"127.0.0.1:{probe_port}'", other=True)
+            stranger = await _record(seen, f"127.0.0.1:{probe_port}'", other=True)
             return probed, stranger
 
     probes = ReadinessProbes()
     tcp_log = logging.getLogger("distributed.comm.tcp")
     tcp_log.addFilter(probes)
-    caplog.set_level(logging.DEBUG, logger="distributed.comm.tcp")
     try:
-        probed, stranger = asyncio.run(run())
+        with _tcp_records() as seen:
+            probed, stranger = asyncio.run(run(seen))
     finally:
         tcp_log.removeFilter(probes)
     assert probed.levelno == logging.DEBUG
@@ -138,21 +162,18 @@ def test_a_child_started_first_reads_the_bundle_once(s3_bucket: str, proxy: Faul
         # The main node, in this process (its S3 requests go straight to moto, not the proxy).
         ctx = detect(sim.node_env(0))
         opts = MnpOptions(output_url=out, scheduler_port=sim.ports[0], dashboard_port=0)
-        with main_node(ctx, node_host(0), opts) as client:
+        with _tcp_records() as seen, main_node(ctx, node_host(0), opts) as client:
             workers = client.scheduler_info(n_workers=-1)["workers"]
             assert sorted(str(w["name"]) for w in workers.values()) == ["0", "node-1"]
         assert child.wait(timeout=60) == 0
     finally:
         sim.stop_all(grace=5)
     # One read of the bundle: s3fs asks for its size (HEAD), then its bytes (GET).
-    seen = [(s.method, s.path.split("?")[0]) for s in proxy.requests(path_contains="_cluster")]
-    assert seen == [
-        ("HEAD", f"/{s3_bucket}/run/{BUNDLE_KEY}"),
-        ("GET", f"/{s3_bucket}/run/{BUNDLE_KEY}"),
-    ]
-    s3 = boto3.client("s3")
-    log = s3.get_object(Bucket=s3_bucket, Key="run/_logs/scheduler.log")["Body"].read().decode()
-    assert "TLS handshake failed" not in log  # the child's probe is not a warning
-    assert "Register worker" in log and "node-1" in log
-    listed = s3.list_objects_v2(Bucket=s3_bucket, Prefix="run/_cluster/")
+    key = f"/{s3_bucket}/run/{BUNDLE_KEY}"
+    asked = [(r.method, r.path.split("?")[0]) for r in proxy.requests(path_contains="_cluster")]
+    assert asked == [("HEAD", key), ("GET", key)]
+    # The child's one successful probe reached the scheduler's listener, logged at DEBUG.
+    probes = [r for r in seen.records if "TLS handshake failed" in r.getMessage()]
+    assert [r.levelno for r in probes] == [logging.DEBUG]
+    listed = boto3.client("s3").list_objects_v2(Bucket=s3_bucket, Prefix="run/_cluster/")
     assert listed.get("KeyCount", 0) == 0  # the bundle is withdrawn with the job
