@@ -404,10 +404,10 @@ def run_child(ctx: NodeContext, host: str, opts: MnpOptions) -> int:
     The child waits for the main node's scheduler port to open (one death timeout in all),
     then, under TLS, reads the bundle the main node published before its scheduler listened.
     """
+    assert ctx.main_address is not None  # detect() gives every child the main's address
     started = time.monotonic()
     protocol = "tcp" if opts.insecure else "tls"
     address = f"{protocol}://{ctx.main_address}:{opts.scheduler_port}"
-    assert ctx.main_address is not None  # detect() gives every child the main's address
     log.info("node %d: waiting for the scheduler at %s", ctx.node_index, address)
     if not wait_for_port(ctx.main_address, opts.scheduler_port, opts.death_timeout):
         print(

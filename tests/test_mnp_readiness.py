@@ -13,17 +13,18 @@ import socket
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import boto3
 import pytest
 from distributed import Client, Scheduler
 from distributed.security import Security
 
-from cluster.context import detect
+from cluster.context import ClusterConfigError, detect
 from cluster.mnp import MnpOptions, main_node
 from cluster.probe import ReadinessProbes, wait_for_port
 from cluster.simulate import Simulation, node_host
-from cluster.tls import make_bundle
+from cluster.tls import bundle_url, make_bundle, read
 from tests.s3proxy import FaultProxy, fault_proxy
 
 BUNDLE_KEY = "_cluster/tls-attempt-1.json"
@@ -68,6 +69,15 @@ def _tcp_records() -> Iterator[_Records]:
     finally:
         tcp_log.removeHandler(handler)
         tcp_log.setLevel(level)
+
+
+def test_an_open_port_without_a_bundle_is_a_clear_error(tmp_path: Path) -> None:
+    # The main node runs with --insecure and this child without: the port opens, no bundle.
+    url = bundle_url(str(tmp_path / "run"), 1)
+    with pytest.raises(
+        ClusterConfigError, match="does not exist: the main node runs with --insecure"
+    ):
+        read(url)
 
 
 async def _record(seen: _Records, remote: str, *, other: bool = False) -> logging.LogRecord:
