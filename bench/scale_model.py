@@ -5,7 +5,9 @@ For 5,000 symbols x 20 years of daily prices (laid out as ``finbatch generate-da
 nodes of 64 threads, this builds the graphs that ``market-performance``, ``backtest`` and
 ``portfolio-backtest`` would submit -- their tasks and dependencies written out here task by
 task after each job's ``run``, with the counts set by the jobs' own functions
-(``bucket_count``, ``combinations_per_chunk``, ``scheduler_bound``; ``tests/test_scale_model.py``
+(``bucket_count``, ``combinations_per_chunk``, ``scheduler_bound``, ``max_units``; the read
+units planned by the jobs' planner, :func:`analytics.data.reads.plan_reads`, on the files' row
+groups as the generator writes them; ``tests/test_scale_model.py``
 checks the tasks and dependencies against what the scheduler sees in real runs) -- and
 prints, per job and size: tasks, edges, bytes moved between nodes, the largest task input, and
 the scheduler's time at the per-task overhead measured in the same run (no-op tasks through a
@@ -14,7 +16,8 @@ real distributed scheduler).
 The model (each figure's assumptions, also in ``docs/performance.md``):
 
 - sizes: a row of ``prices`` is ``--bytes-per-row`` bytes of Parquet (29: the generated 5,000 x
-  20 years, 686 MiB for 24.8 M rows); in memory a row of a bucket is 12 bytes (symbol code,
+  20 years, 686 MiB for 24.8 M rows), in row groups of the generator's ``ROW_GROUP_SIZE`` rows
+  (131,072: 3.6 MiB); in memory a row of a bucket is 12 bytes (symbol code,
   day, file index) + 8 per float column; a symbol name 60 bytes; a written part's descriptor
   1 KB. A backtest (bucket, chunk) task's portfolio part is days x combinations x 8 bytes; a
   portfolio-backtest chunk's runs days x combinations x 16 bytes (returns and equity); a chunk's
@@ -56,6 +59,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from analytics.data.buckets import symbol_bucket
 from analytics.data.datasets import DataFile
+from analytics.data.reads import ReadUnit, plan_reads, target_bytes
+from analytics.generate.writer import ROW_GROUP_SIZE
 from analytics.jobs.backtest import data as bdata
 from analytics.jobs.backtest import job as bjob
 from analytics.jobs.backtest.portfolio import combination_slices
@@ -115,39 +120,67 @@ class Graph:
 
 @dataclass(frozen=True)
 class Data:
-    """The input as a job sees it: the listing, the symbols' names, the sessions."""
+    """The input as a job sees it: the listing, the symbols' names, the sessions, and each
+    file's row groups' compressed bytes (as its footer gives them)."""
 
     files: list[DataFile]
     names: list[str]
     days: int
     bytes_per_row: float
+    row_groups: dict[str, list[int]] = field(default_factory=dict)
 
     def rows(self, f: DataFile) -> float:
         return f.size / self.bytes_per_row
 
+    def units(self, threads: int, max_units: int | None) -> list[ReadUnit]:
+        """The read units a job plans on ``threads`` threads (:func:`analytics.data.reads.plan`
+        without reading footers: the row groups are known)."""
+        return plan_reads(self.files, target_bytes(self.files, threads), self.row_groups, max_units)
+
+    def unit_bytes(self, unit: ReadUnit) -> int:
+        """The bytes a unit reads: its whole files, its runs of row groups."""
+        sizes = {f.url: f.size for f in self.files}
+        return sum(
+            sizes[p.url]
+            if p.row_groups is None
+            else sum(self.row_groups[p.url][g] for g in p.row_groups)
+            for p in unit.slices
+        )
+
 
 def synthetic(symbols: int, years: int, bytes_per_row: float, sessions: int = 252) -> Data:
-    """``prices/year=Y/part-0.parquet`` for ``years`` years of ``symbols`` symbols."""
-    size = int(symbols * sessions * bytes_per_row)
+    """``prices/year=Y/part-0.parquet`` for ``years`` years of ``symbols`` symbols, each in row
+    groups of ``ROW_GROUP_SIZE`` rows (the last one shorter), as the generator writes them."""
+    rows = symbols * sessions
+    full, rest = divmod(rows, ROW_GROUP_SIZE)
+    groups = [int(ROW_GROUP_SIZE * bytes_per_row)] * full + (
+        [int(rest * bytes_per_row)] if rest else []
+    )
     files = [
         DataFile(
-            f"s3://lake/prices/year={2005 + y}/part-0.parquet", size, (("year", str(2005 + y)),)
+            f"s3://lake/prices/year={2005 + y}/part-0.parquet",
+            sum(groups),
+            (("year", str(2005 + y)),),
         )
         for y in range(years)
     ]
-    return Data(files, [f"S{i:05d}" for i in range(symbols)], sessions * years, bytes_per_row)
+    names = [f"S{i:05d}" for i in range(symbols)]
+    return Data(files, names, sessions * years, bytes_per_row, {f.url: list(groups) for f in files})
 
 
-def _read_layer(g: Graph, data: Data, n_buckets: int, columns: int) -> list[list[int]]:
-    """One read-and-split task per file and, per bucket, its selection of the file's pieces."""
+def _read_layer(
+    g: Graph, data: Data, units: list[ReadUnit], n_buckets: int, columns: int
+) -> list[list[int]]:
+    """One read-and-split task per read unit and, per bucket, its selection of the pieces."""
     pieces = []
-    for f in data.files:
-        rows = data.rows(f)
+    for unit in units:
+        size = data.unit_bytes(unit)
+        rows = size / data.bytes_per_row
         split = g.add(
             "read",
             out=rows * (ROW_KEYS + FLOAT * columns) + len(data.names) * NAME_BYTES,
-            cost=f.size * SECONDS_PER_INPUT_BYTE / 3,
-            read=f.size,
+            cost=size * SECONDS_PER_INPUT_BYTE / 3,
+            read=size,
         )
         piece = (rows / n_buckets) * (ROW_KEYS + FLOAT * columns)
         pieces.append([g.add("piece", [split], piece, near=split) for _ in range(n_buckets)])
@@ -156,13 +189,14 @@ def _read_layer(g: Graph, data: Data, n_buckets: int, columns: int) -> list[list
 
 def market_performance(data: Data, threads: int, capped: bool = True) -> Graph:
     """The graph of :func:`analytics.jobs.market_performance.job.run` (a fresh run)."""
+    units = data.units(threads, mjob.max_units(data.files, threads) if capped else None)
     n = mjob.bucket_count(data.files, threads)
     if capped:
-        n = mjob.scheduler_bound(n, data.files, threads)
+        n = mjob.scheduler_bound(n, data.files, len(units), threads)
     g = Graph()
     total = sum(f.size for f in data.files)
     rows = total / data.bytes_per_row
-    pieces = _read_layer(g, data, n, len(mjob.COLUMNS))
+    pieces = _read_layer(g, data, units, n, len(mjob.COLUMNS))
     work = total * SECONDS_PER_INPUT_BYTE / 3 / n
     series = [
         g.add("bucket", [p[b] for p in pieces], rows / n * (ROW_KEYS + FLOAT), work)
@@ -172,6 +206,8 @@ def market_performance(data: Data, threads: int, capped: bool = True) -> Graph:
     bench = g.add("bench", parts, data.days * 2 * FLOAT)
     for s in series:
         g.add("metrics", [s, bench], SMALL, work, near=s)
+    for s in series:  # each bucket's symbols found, for the progress of computing
+        g.add("symbol-count", [s], SMALL, near=s)
     return g
 
 
@@ -189,9 +225,10 @@ def backtest(data: Data, combos: int, threads: int, capped: bool = True) -> Grap
     options: no ``--keep-returns``, no walk-forward)."""
     n = bjob.bucket_count(data.files)
     total = sum(f.size for f in data.files)
+    units = data.units(threads, bjob.max_units(data.files, threads) if capped else None)
     if capped:
         cap = task_cap(total * SECONDS_PER_INPUT_BYTE, threads)
-        n = buckets_within(n, len(data.files), total, cap)
+        n = buckets_within(n, len(units), total, cap)
     used = sorted({int(b) for b in symbol_bucket(data.names, n)})
     symbols = len(data.names)
     per_chunk = bjob.combinations_per_chunk(
@@ -203,7 +240,7 @@ def backtest(data: Data, combos: int, threads: int, capped: bool = True) -> Grap
     g = Graph()
     rows = total / data.bytes_per_row
     columns = len(bdata.COLUMNS)
-    pieces = _read_layer(g, data, n, columns)
+    pieces = _read_layer(g, data, units, n, columns)
     bucket_bytes = rows / len(used) * (ROW_KEYS + FLOAT * columns)
     merge_s = total * SECONDS_PER_INPUT_BYTE / 3 / n
     merged = [g.add("bucket", [p[b] for p in pieces], bucket_bytes, merge_s) for b in range(n)]
@@ -252,15 +289,18 @@ def portfolio_backtest(data: Data, combos: int, threads: int, capped: bool = Tru
     g = Graph()
     total = sum(f.size for f in data.files)
     columns = len(pjob.COLUMNS)
-    reads = [
-        g.add(
-            "read",
-            out=data.rows(f) * (ROW_KEYS + FLOAT * columns),
-            cost=f.size * SECONDS_PER_INPUT_BYTE / 3,
-            read=f.size,
+    units = data.units(threads, pjob.max_units(data.files, threads) if capped else None)
+    reads = []
+    for unit in units:
+        size = data.unit_bytes(unit)
+        reads.append(
+            g.add(
+                "read",
+                out=size / data.bytes_per_row * (ROW_KEYS + FLOAT * columns),
+                cost=size * SECONDS_PER_INPUT_BYTE / 3,
+                read=size,
+            )
         )
-        for f in data.files
-    ]
     panel_bytes = data.days * symbols * FLOAT * PANEL_FACTOR
     panel = g.add("panel", reads, panel_bytes, total * SECONDS_PER_INPUT_BYTE / 3)
     g.replicated.add(panel)
@@ -440,7 +480,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     data = synthetic(args.symbols, args.years, args.bytes_per_row)
     print(
         f"input: {args.symbols:,} symbols x {args.years} years ({data.days:,} sessions), "
-        f"{len(data.files)} files, {_bytes(sum(f.size for f in data.files))}; "
+        f"{len(data.files)} files of {len(next(iter(data.row_groups.values()), []))} row "
+        f"groups, {_bytes(sum(f.size for f in data.files))}; "
         f"{args.combinations:,} combinations; nodes of {args.threads_per_node} threads"
     )
     started = time.perf_counter()

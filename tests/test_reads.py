@@ -100,6 +100,28 @@ def test_target_bytes_by_threads_within_bounds() -> None:
     assert reads.target_bytes(huge, 2) == reads.MAX_UNIT_BYTES
 
 
+def test_max_units_raises_the_target_up_to_the_memory_bound() -> None:
+    # 40 files of 3 MiB (4 MiB each with the local open cost) at a 4 MiB target: 40 units.
+    forty = [DataFile(f"/d/p/{i}.parquet", 3 * MiB) for i in range(40)]
+    assert len(reads.plan_reads(forty, 4 * MiB)) == 40
+    # At most 10: the target becomes 4 MiB x 40 / 10 = 16 MiB, 4 files a unit, 10 units.
+    bounded = reads.plan_reads(forty, 4 * MiB, max_units=10)
+    assert [u.indexes for u in bounded] == [tuple(range(i, i + 4)) for i in range(0, 40, 4)]
+    # At most 1: 4 MiB x 40 = 160 MiB is over the 64 MiB bound, so the target is 64 MiB,
+    # 16 files a unit: 16, 16, 8 -- 3 units, more than asked.
+    assert [len(u.slices) for u in reads.plan_reads(forty, 4 * MiB, max_units=1)] == [16, 16, 8]
+    # A large file's row groups: 10 of 1 MiB at a 1 MiB target are 10 units; at most 4 raise
+    # the target to 1 MiB x 10 / 4 = 2.5 MiB: runs of 2, 5 units; then to 2.5 MiB x 5 / 4 =
+    # 3.125 MiB: runs of 3 (3, 3, 3, 1), 4 units.
+    big = [DataFile("/d/p/big.parquet", 10 * MiB)]
+    groups = {"/d/p/big.parquet": [MiB] * 10}
+    assert len(reads.plan_reads(big, MiB, groups)) == 10
+    cut = reads.plan_reads(big, MiB, groups, max_units=4)
+    assert [u.slices[0].row_groups for u in cut] == [(0, 1, 2), (3, 4, 5), (6, 7, 8), (9,)]
+    with pytest.raises(ValueError, match="max_units must be positive"):
+        reads.plan_reads(forty, 4 * MiB, max_units=0)
+
+
 # ---------------------------------------------------------------------------------------------
 # Real files: a large file read back by units, every row exactly once
 

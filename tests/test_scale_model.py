@@ -10,6 +10,7 @@ from typing import Any
 
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 import pytest
 from distributed import LocalCluster
 from distributed.diagnostics.plugin import SchedulerPlugin
@@ -50,15 +51,22 @@ def counted() -> Iterator[tuple[str, Seen]]:
 
 
 def _data(market: Path) -> scale_model.Data:
-    """The model's input from the fixture's own files: the listing, the symbols, the sessions
-    (read here with pyarrow, apart from the jobs)."""
+    """The model's input from the fixture's own files: the listing, the symbols, the sessions,
+    the row groups' bytes (read here with pyarrow, apart from the jobs)."""
     files = list_files(str(market), "prices", Selection())
+    groups = {}
+    for f in files:
+        meta = pq.ParquetFile(f.url).metadata
+        groups[f.url] = [
+            sum(meta.row_group(g).column(c).total_compressed_size for c in range(meta.num_columns))
+            for g in range(meta.num_row_groups)
+        ]
     table = ds.dataset(str(market / "prices"), format="parquet", partitioning="hive").to_table(
         columns=["symbol", "date"]
     )
     names = sorted(str(s) for s in pc.unique(table.column("symbol")).to_pylist())
     days = len(pc.unique(table.column("date")))
-    return scale_model.Data(files, names, days, bytes_per_row=29.0)
+    return scale_model.Data(files, names, days, bytes_per_row=29.0, row_groups=groups)
 
 
 def _run(address: str, seen: Seen, args: list[str]) -> tuple[int, int]:
@@ -137,11 +145,37 @@ def test_portfolio_chunks_at_1000_nodes_by_hand() -> None:
     wanted = pjob.combinations_per_chunk(10_000, 5040, 64_000)
     assert wanted == 1
     assert pjob.scheduler_bound(wanted, 10_000, 5040, 5000, 64_000) == 44
-    # ceil(10,000 / 44) = 228 chunks of 5 tasks; 20 reads; the panel and its 8 small tasks
-    # (is-empty, shape, dates, ends, market, first fill, label, validated dates); the verdict,
-    # validation, top and validated-from.
+    # ceil(10,000 / 44) = 228 chunks of 5 tasks; 100 reads (test_read_units_at_1000_nodes_by_hand);
+    # the panel and its 8 small tasks (is-empty, shape, dates, ends, market, first fill, label,
+    # validated dates); the verdict, validation, top and validated-from.
     g = scale_model.portfolio_backtest(scale_model.synthetic(5000, 20, 29.0), 10_000, 64_000)
-    assert len(g) == 20 + 1 + 8 + 4 + 5 * 228
+    assert len(g) == 100 + 1 + 8 + 4 + 5 * 228
+
+
+def test_read_units_at_1000_nodes_by_hand() -> None:
+    from analytics.jobs.backtest import job as bjob
+    from analytics.jobs.market_performance import job as mjob
+    from analytics.jobs.portfolio_backtest import job as pjob
+
+    # A year of 5,000 symbols: 1,260,000 rows, 9 row groups of 131,072 rows (x 29 = 3,801,088
+    # bytes) and one of 80,352 (2,330,208 bytes): 36,540,000 bytes; 20 years 730,800,000.
+    data = scale_model.synthetic(5000, 20, 29.0)
+    assert data.row_groups[data.files[0].url] == [3_801_088] * 9 + [2_330_208]
+    assert sum(f.size for f in data.files) == 730_800_000
+    # Uncapped on 64,000 threads the target is the 4 MiB open cost (814.7 MB / 128,000 is
+    # less): every row group alone (two are 7.6 MB), 10 units a file, 200.
+    assert len(data.units(64_000, None)) == 200
+    # The cap: 730.8 MB x 3e-8 = 21.9 s, sqrt(0.25 x 21.9 / 0.002) = 52, raised to 128 tasks.
+    # Portfolio-backtest (a task a unit): 128 units at most. The target grows to
+    # ceil(4,194,304 x 200 / 128) = 6,553,600 (still a group a unit), then to
+    # ceil(6,553,600 x 200 / 128) = 10,240,000: two groups a unit, 5 a file, 100.
+    assert pjob.max_units(data.files, 64_000) == 128
+    assert len(data.units(64_000, 128)) == 100
+    # The bucketed jobs: ceil(730.8 MB / 128 MiB) = 6 buckets at least, 7 tasks a unit,
+    # 128 // 7 = 18 units; at the 64 MiB memory bound a file (36.5 MB + 4 MiB open cost) is
+    # one unit, two are too many: 20 units, more than asked.
+    assert mjob.max_units(data.files, 64_000) == bjob.max_units(data.files, 64_000) == 18
+    assert len(data.units(64_000, 18)) == 20
 
 
 def test_measure_by_hand() -> None:

@@ -13,7 +13,10 @@ read step instead plans *read units* (:func:`plan_reads`), one task each:
   unit per run; its row groups' sizes come from its Parquet footer (:func:`row_group_bytes`),
   read on the driver for such files only;
 * the target (:func:`target_bytes`) is the total cost over ``UNITS_PER_THREAD`` units per
-  thread, kept between the open cost and :data:`MAX_UNIT_BYTES`.
+  thread, kept between the open cost and :data:`MAX_UNIT_BYTES`;
+* given ``max_units`` (the job's scheduler cap, :func:`analytics.jobs.tasks.units_within`), the
+  target grows until the plan has at most that many units, or reaches :data:`MAX_UNIT_BYTES`
+  (the memory bound wins: the plan then has more units than asked).
 
 This is Spark's rule for file splits (``maxPartitionBytes``, ``openCostInBytes``). Planning is
 pure; :func:`plan` reads the footers it needs and plans. The listing (each file's URL, size and
@@ -112,16 +115,32 @@ def plan_reads(
     files: Sequence[DataFile],
     target: int,
     row_groups: Mapping[str, Sequence[int]] | None = None,
+    max_units: int | None = None,
 ) -> list[ReadUnit]:
     """Read units of about ``target`` bytes of cost each, in listing order (module docstring).
 
     ``row_groups`` gives the compressed bytes of each row group of the files larger than
     ``target`` (:func:`row_group_bytes`); a large file it does not cover is read whole, alone.
     Every file of ``files`` is in exactly one unit, or its row groups each in exactly one.
+    With ``max_units``, the target is raised (in proportion to the excess, at least by a byte)
+    until there are at most ``max_units`` units or the target is :data:`MAX_UNIT_BYTES`.
     """
     if target <= 0:
         raise ValueError(f"target must be positive, got {target}")
+    if max_units is not None and max_units <= 0:
+        raise ValueError(f"max_units must be positive, got {max_units}")
     groups = row_groups or {}
+    units = _plan(files, target, groups)
+    while max_units is not None and len(units) > max_units and target < MAX_UNIT_BYTES:
+        raised = math.ceil(target * len(units) / max_units)
+        target = min(MAX_UNIT_BYTES, max(target + 1, raised))
+        units = _plan(files, target, groups)
+    return units
+
+
+def _plan(
+    files: Sequence[DataFile], target: int, groups: Mapping[str, Sequence[int]]
+) -> list[ReadUnit]:
     units: list[ReadUnit] = []
     slices: list[FileSlice] = []
     cost = 0
@@ -183,12 +202,13 @@ def row_group_bytes(files: Sequence[DataFile]) -> dict[str, list[int]]:
     return {url: sizes for url, sizes in found.items() if sizes is not None}
 
 
-def plan(files: Sequence[DataFile], threads: int) -> list[ReadUnit]:
-    """The read units of ``files`` for a cluster of ``threads``: the target, the footers of
-    the files larger than it, and :func:`plan_reads`."""
+def plan(files: Sequence[DataFile], threads: int, max_units: int | None = None) -> list[ReadUnit]:
+    """The read units of ``files`` for a cluster of ``threads`` (at most ``max_units`` where
+    the memory bound allows): the target, the footers of the files larger than it, and
+    :func:`plan_reads` (a raised target needs no other footer: fewer files are larger)."""
     target = target_bytes(files, threads)
     large = [f for f in files if f.size > target]
-    return plan_reads(files, target, row_group_bytes(large))
+    return plan_reads(files, target, row_group_bytes(large), max_units)
 
 
 # ---------------------------------------------------------------------------------------------

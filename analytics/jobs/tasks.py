@@ -17,7 +17,9 @@ want; the cap lowers it when the cluster is wide and the work small, and never m
 larger than a job's memory bound. Each job estimates ``work_s`` from its input with its own
 constant (seconds per input byte, per simulated cell), taken from ``docs/performance.md``. The
 share is 0.25 so that an overhead twice the constant still leaves the scheduler under half busy.
-:func:`buckets_within` applies the cap to a graph that cuts every file into symbol buckets.
+:func:`units_within` bounds the read units (``analytics/data/reads.py``: the planner's target grows
+until there are no more), and :func:`buckets_within` applies the cap to a graph that cuts every
+read unit into symbol buckets.
 """
 
 from __future__ import annotations
@@ -56,8 +58,25 @@ def task_cap(
     return max(MIN_TASKS, threads, math.floor(share * work_s / (threads * overhead_s)))
 
 
-def buckets_within(n: int, files: int, size: int, tasks: int) -> int:
-    """At most ``n`` buckets, and at most ``tasks`` tasks for reading ``files`` files into
-    them (each bucket is about ``files + 3`` tasks: its piece of each file, its merge and two
+def fewest_buckets(size: int) -> int:
+    """The fewest symbol buckets for ``size`` bytes of input: ``MAX_BYTES_PER_BUCKET`` each."""
+    return max(1, math.ceil(size / MAX_BYTES_PER_BUCKET))
+
+
+def units_within(size: int, threads: int, tasks_per_unit: int = 1) -> int:
+    """The most read units for reading ``size`` bytes of ``prices`` on ``threads`` threads, when
+    each unit brings ``tasks_per_unit`` tasks: the cap over them (at least one unit).
+
+    A graph that cuts every unit into symbol buckets brings ``fewest_buckets(size) + 1`` tasks a
+    unit (its read and its piece of each bucket), so the units leave room for the buckets that
+    memory needs; a graph that reads units into one frame brings 1.
+    """
+    cap = task_cap(size * SECONDS_PER_INPUT_BYTE, threads)
+    return max(1, cap // max(1, tasks_per_unit))
+
+
+def buckets_within(n: int, units: int, size: int, tasks: int) -> int:
+    """At most ``n`` buckets, and at most ``tasks`` tasks for reading ``units`` read units into
+    them (each bucket is about ``units + 3`` tasks: its piece of each unit, its merge and two
     small follow-ups), but never more than ``MAX_BYTES_PER_BUCKET`` of input per bucket."""
-    return max(1, min(n, max(tasks // (files + 3), math.ceil(size / MAX_BYTES_PER_BUCKET))))
+    return max(1, min(n, max(tasks // (units + 3), fewest_buckets(size))))

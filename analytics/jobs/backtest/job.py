@@ -49,7 +49,13 @@ from analytics.jobs.backtest.strategies._base import Combos
 from analytics.jobs.backtest.sweep import Sweep, combine_all, sweep_task
 from analytics.jobs.contract import JobContext, JobResult, RunSettings
 from analytics.jobs.sweep_outputs import format_verdict, logit_histogram, validation_plan
-from analytics.jobs.tasks import SECONDS_PER_INPUT_BYTE, buckets_within, task_cap
+from analytics.jobs.tasks import (
+    SECONDS_PER_INPUT_BYTE,
+    buckets_within,
+    fewest_buckets,
+    task_cap,
+    units_within,
+)
 from analytics.run.display import wait_with_progress
 from analytics.run.execute import parameters
 from analytics.run.folder import WrittenPart
@@ -111,6 +117,13 @@ def bucket_count(files: Sequence[DataFile]) -> int:
     buckets are faster; the combination chunks give the tasks their number.
     """
     return max(1, min(4096, math.ceil(sum(f.size for f in files) / BYTES_PER_BUCKET)))
+
+
+def max_units(files: Sequence[DataFile], threads: int) -> int:
+    """The most read units: each brings its read and a piece of each of the fewest buckets
+    (:func:`analytics.jobs.tasks.units_within`)."""
+    size = sum(f.size for f in files)
+    return units_within(size, threads, fewest_buckets(size) + 1)
 
 
 def combinations_per_chunk(
@@ -219,12 +232,11 @@ def read(ctx: JobContext) -> Read:
     size = sum(f.size for f in files)
     threads = sum(client.nthreads().values()) or 1
     cap = task_cap(size * SECONDS_PER_INPUT_BYTE, threads)
-    n_buckets = buckets_within(bucket_count(files), len(files), size, cap)
+    units = reads.plan(files, threads, max_units(files, threads))
+    n_buckets = buckets_within(bucket_count(files), len(units), size, cap)
     if checkpoint is not None:
         checkpoint.begin({"prices": files}, {"buckets": n_buckets})
         n_buckets = int(checkpoint.plan["buckets"])  # a resumed run keeps its names
-    threads = sum(client.nthreads().values()) or 1
-    units = reads.plan(files, threads)
     split = [
         delayed(buckets.read_and_split, nout=n_buckets, pure=True)(
             unit, sel, n_buckets, data.COLUMNS

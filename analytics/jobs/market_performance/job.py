@@ -35,7 +35,13 @@ from analytics.errors import InputError
 from analytics.jobs.contract import JobContext, JobResult
 from analytics.jobs.market_performance import kernel as pk
 from analytics.jobs.market_performance.options import Options
-from analytics.jobs.tasks import SECONDS_PER_INPUT_BYTE, buckets_within, task_cap
+from analytics.jobs.tasks import (
+    SECONDS_PER_INPUT_BYTE,
+    buckets_within,
+    fewest_buckets,
+    task_cap,
+    units_within,
+)
 from analytics.run.folder import Destination, WrittenPart, to_arrow, write_part
 from analytics.run.progress import Phase
 from analytics.run.resume import Checkpoint, load_arrays
@@ -57,13 +63,19 @@ def bucket_count(files: Sequence[DataFile], total_threads: int) -> int:
     return max(1, min(4096, max(2 * total_threads, by_size)))
 
 
-def scheduler_bound(n: int, files: Sequence[DataFile], total_threads: int) -> int:
-    """At most ``n`` buckets, and no more than the scheduler keeps up with
-    (:func:`analytics.jobs.tasks.task_cap` and :func:`~analytics.jobs.tasks.buckets_within`)."""
+def max_units(files: Sequence[DataFile], total_threads: int) -> int:
+    """The most read units: each brings its read and a piece of each of the fewest buckets
+    (:func:`analytics.jobs.tasks.units_within`)."""
     size = sum(f.size for f in files)
-    return buckets_within(
-        n, len(files), size, task_cap(size * SECONDS_PER_INPUT_BYTE, total_threads)
-    )
+    return units_within(size, total_threads, fewest_buckets(size) + 1)
+
+
+def scheduler_bound(n: int, files: Sequence[DataFile], units: int, total_threads: int) -> int:
+    """At most ``n`` buckets, and no more than the scheduler keeps up with for reading
+    ``units`` read units (:func:`analytics.jobs.tasks.task_cap` and
+    :func:`~analytics.jobs.tasks.buckets_within`)."""
+    size = sum(f.size for f in files)
+    return buckets_within(n, units, size, task_cap(size * SECONDS_PER_INPUT_BYTE, total_threads))
 
 
 def _bucket_returns(urls: Sequence[str], *pieces: buckets.Rows) -> pk.Returns:
@@ -120,7 +132,8 @@ def run(ctx: JobContext) -> JobResult:
     files = list_files(settings.input_url, "prices", sel)
     urls = [f.url for f in files]
     threads = sum(client.nthreads().values()) or 1
-    n = scheduler_bound(bucket_count(files, threads), files, threads)
+    units = reads.plan(files, threads, max_units(files, threads))
+    n = scheduler_bound(bucket_count(files, threads), files, len(units), threads)
     known: pk.Benchmark | None = None
     finished: dict[int, dict[str, Any]] = {}
     if checkpoint is not None:
@@ -134,7 +147,6 @@ def run(ctx: JobContext) -> JobResult:
                     finished[b] = piece
     todo = [b for b in range(n) if b not in finished]
 
-    units = reads.plan(files, threads)
     split = [
         delayed(buckets.read_and_split, nout=n, pure=True)(unit, sel, n, COLUMNS) for unit in units
     ]

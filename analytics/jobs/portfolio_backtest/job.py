@@ -39,7 +39,7 @@ from distributed import Future, wait
 
 from analytics.constants import DEFAULT_BENCHMARK
 from analytics.data import buckets, reads
-from analytics.data.datasets import Selection, list_files, skipped_rows, with_bad_rows
+from analytics.data.datasets import DataFile, Selection, list_files, skipped_rows, with_bad_rows
 from analytics.errors import InputError
 from analytics.jobs.backtest.grid import combination_count, take
 from analytics.jobs.backtest.portfolio import Market
@@ -52,7 +52,7 @@ from analytics.jobs.portfolio_backtest.panel import Panel
 from analytics.jobs.portfolio_backtest.scores import Rules
 from analytics.jobs.portfolio_backtest.simulate import first_fill, simulate
 from analytics.jobs.sweep_outputs import format_verdict, logit_histogram, validation_plan
-from analytics.jobs.tasks import task_cap
+from analytics.jobs.tasks import task_cap, units_within
 from analytics.run.display import wait_with_progress
 from analytics.run.folder import WrittenPart
 from analytics.run.progress import Phase
@@ -125,6 +125,12 @@ def combinations_per_chunk(combos: int, dates: int, threads: int) -> int:
     return max(1, min(by_threads, by_memory))
 
 
+def max_units(files: Sequence[DataFile], threads: int) -> int:
+    """The most read units: one task each, within the scheduler cap of reading them
+    (:func:`analytics.jobs.tasks.units_within`)."""
+    return units_within(sum(f.size for f in files), threads)
+
+
 def scheduler_bound(per_chunk: int, combos: int, dates: int, symbols: int, threads: int) -> int:
     """At least ``per_chunk`` combinations a chunk, more when the chunks' tasks would be more
     than the scheduler keeps up with (:func:`analytics.jobs.tasks.task_cap`), never more than
@@ -168,7 +174,7 @@ def read(ctx: JobContext) -> tuple[Future[Any], list[Any], Selection]:
     files = list_files(settings.input_url, "prices", sel)
     urls = [f.url for f in files]
     threads = sum(client.nthreads().values()) or 1
-    units = reads.plan(files, threads)
+    units = reads.plan(files, threads, max_units(files, threads))
     pieces = [delayed(buckets.read_and_split, pure=True)(unit, sel, 1, COLUMNS) for unit in units]
     future = client.compute(delayed(build_panel, pure=True)(pieces, urls))
     read_files = Phase(
