@@ -31,7 +31,7 @@ import math
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 import numpy.typing as npt
@@ -213,6 +213,11 @@ def plan(files: Sequence[DataFile], threads: int, max_units: int | None = None) 
 
 # ---------------------------------------------------------------------------------------------
 # Reading a unit (runs in a Dask task)
+
+
+def files_read(tasks: Sequence[Any], units: Sequence[ReadUnit]) -> dict[str, int]:
+    """Each read task's key -> the files of its unit: the weights of a job's reading phase."""
+    return {task.key: unit.file_count for task, unit in zip(tasks, units, strict=True)}
 
 
 def read_slices(

@@ -257,7 +257,7 @@ def read(ctx: JobContext) -> Read:
         Phase(
             "reading",
             "files",
-            weights={d.key: u.file_count for d, u in zip(split, units, strict=True)},
+            weights=reads.files_read(split, units),
         ),
     )
     counts: list[int] = client.gather(futures[n_buckets + 1 :])

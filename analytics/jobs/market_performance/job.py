@@ -185,7 +185,7 @@ def run(ctx: JobContext) -> JobResult:
         Phase(
             "reading",
             "files",
-            weights={d.key: u.file_count for d, u in zip(split, units, strict=True)},
+            weights=reads.files_read(split, units),
         ),
         Phase(
             "computing",

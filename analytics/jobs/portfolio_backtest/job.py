@@ -180,7 +180,7 @@ def read(ctx: JobContext) -> tuple[Future[Any], list[Any], Selection]:
     read_files = Phase(
         "reading",
         "files",
-        weights={d.key: u.file_count for d, u in zip(pieces, units, strict=True)},
+        weights=reads.files_read(pieces, units),
     )
     ctx.progress.wait([future], read_files)
     if client.submit(_is_empty, future).result():

@@ -39,15 +39,7 @@ RESULTS, TOP, EQUITY, HOLDINGS = "results", "top", "equity", "holdings"
 RETURNS = sweep_outputs.RETURNS
 #: Dates x symbols of the market's temporaries at once (8 Mi cells, 64 MiB a float array).
 MARKET_CELLS = 8 * 2**20
-METRICS = (
-    "total_return",
-    "annual_return",
-    "annual_volatility",
-    "sharpe",
-    "sortino",
-    "max_drawdown",
-    "calmar",
-)
+METRICS = metrics.SWEEP_METRICS
 RUN_STATS = (
     "turnover",
     "avg_long",
