@@ -4,12 +4,14 @@ portfolio-backtest tests: plain numpy/scipy loops over ``returns/``, written apa
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 import math
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 from scipy import stats
 
 
@@ -75,3 +77,50 @@ def pbo(returns: np.ndarray, blocks: int = 16) -> dict[str, float]:
         "oos_is_slope": float(slope),
         "prob_oos_loss": float(np.mean(np.asarray(oos_best) < 0)),
     }
+
+
+def check_walk_forward(
+    out: Path, expected: list[tuple[int, dt.date, dt.date, dt.date, dt.date]], names: list[str]
+) -> pd.DatetimeIndex:
+    """Check a run's ``walk_forward/``, ``oos_equity/`` and walk-forward figures against plain
+    loops over its ``returns/``: each fold's windows are ``expected`` (fold, train start and
+    end, test start and end, derived by hand in the caller), the chosen combination is the
+    highest training Sharpe (mean/std ddof=1 × sqrt(252)) with its parameters ``names``, its
+    test figures, the Spearman rank correlation of train vs test Sharpe over all combinations,
+    and the stitched equity (the chosen combinations' test returns compounded from 1.0).
+    Returns the dates of ``returns/``."""
+    folds = pd.read_parquet(out / "walk_forward").sort_values("fold")
+    columns = ["fold", "train_start", "train_end", "test_start", "test_end"]
+    assert [tuple(r) for r in folds[columns].itertuples(index=False)] == expected
+    dates, r, params = matrix(out)
+    days = pd.DatetimeIndex(dates)
+    pieces = []
+    for fold, (_, train_lo, train_hi, test_lo, test_hi) in zip(
+        folds.itertuples(index=False), expected, strict=True
+    ):
+        train = (days >= pd.Timestamp(train_lo)) & (days <= pd.Timestamp(train_hi))
+        test = (days >= pd.Timestamp(test_lo)) & (days <= pd.Timestamp(test_hi))
+        sharpes = [daily_sharpe(r[train, k]) * math.sqrt(252) for k in range(r.shape[1])]
+        best = int(np.argmax(sharpes))
+        assert fold.combination == best
+        assert tuple(getattr(fold, n) for n in names) == tuple(params.loc[best, names])
+        assert fold.train_sharpe == pytest.approx(sharpes[best], rel=1e-9)
+        assert fold.test_sharpe == pytest.approx(
+            daily_sharpe(r[test, best]) * math.sqrt(252), rel=1e-9
+        )
+        assert fold.test_total_return == pytest.approx(np.prod(1 + r[test, best]) - 1, rel=1e-9)
+        test_sharpes = [daily_sharpe(r[test, k]) for k in range(r.shape[1])]
+        assert fold.rank_correlation == pytest.approx(
+            stats.spearmanr(sharpes, test_sharpes).statistic, rel=1e-9
+        )
+        pieces.append(pd.Series(r[test, best], index=days[test]))
+    stitched = pd.concat(pieces)
+    equity = pd.read_parquet(out / "oos_equity").sort_values("date")
+    assert list(equity["date"]) == [t.date() for t in stitched.index]
+    np.testing.assert_allclose(equity["equity"], np.cumprod(1 + stitched.to_numpy()), rtol=1e-12)
+    row = pd.read_parquet(out / "validation").iloc[0]
+    assert row["wf_oos_sharpe"] == pytest.approx(
+        daily_sharpe(stitched.to_numpy()) * math.sqrt(252), rel=1e-9
+    )
+    assert row["wf_mean_train_sharpe"] == pytest.approx(folds["train_sharpe"].mean(), rel=1e-12)
+    return days

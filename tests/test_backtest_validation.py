@@ -14,7 +14,6 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from scipy import stats
 
 from tests import sweep_reference as ref
 from tests.conftest import read_manifest, run_cli
@@ -219,48 +218,15 @@ def test_walk_forward_folds_by_hand(noise: Path, tmp_path: Path, scheduler: str)
         "2:2",
         "--anchored",
     )
-    folds = pd.read_parquet(out / "walk_forward").sort_values("fold")
     d = dt.date
     expected = [
         (0, d(2020, 1, 1), d(2020, 2, 28), d(2020, 3, 2), d(2020, 4, 30)),
         (1, d(2020, 1, 1), d(2020, 4, 30), d(2020, 5, 1), d(2020, 6, 30)),
         (2, d(2020, 1, 1), d(2020, 6, 30), d(2020, 7, 1), d(2020, 7, 15)),
     ]
-    columns = ["fold", "train_start", "train_end", "test_start", "test_end"]
-    assert [tuple(r) for r in folds[columns].itertuples(index=False)] == expected
-    # The chosen combination: the highest training Sharpe, by a plain loop over returns/.
-    dates, r, params = ref.matrix(out)
-    days = pd.DatetimeIndex(dates)
-    pieces = []
-    for fold, (_, train_lo, train_hi, test_lo, test_hi) in zip(
-        folds.itertuples(index=False), expected, strict=True
-    ):
-        train = (days >= pd.Timestamp(train_lo)) & (days <= pd.Timestamp(train_hi))
-        test = (days >= pd.Timestamp(test_lo)) & (days <= pd.Timestamp(test_hi))
-        sharpes = [ref.daily_sharpe(r[train, k]) * math.sqrt(252) for k in range(r.shape[1])]
-        best = int(np.argmax(sharpes))
-        assert fold.combination == best
-        assert fold.lookback == params.loc[best, "lookback"]
-        assert fold.train_sharpe == pytest.approx(sharpes[best], rel=1e-9)
-        assert fold.test_sharpe == pytest.approx(
-            ref.daily_sharpe(r[test, best]) * math.sqrt(252), rel=1e-9
-        )
-        assert fold.test_total_return == pytest.approx(np.prod(1 + r[test, best]) - 1, rel=1e-9)
-        test_sharpes = [ref.daily_sharpe(r[test, k]) for k in range(r.shape[1])]
-        assert fold.rank_correlation == pytest.approx(
-            stats.spearmanr(sharpes, test_sharpes).statistic, rel=1e-9
-        )
-        pieces.append(pd.Series(r[test, best], index=days[test]))
-    # The stitched equity: the chosen combinations' test returns, compounded from 1.0.
-    stitched = pd.concat(pieces)
-    equity = pd.read_parquet(out / "oos_equity").sort_values("date")
-    assert list(equity["date"]) == [t.date() for t in stitched.index]
-    np.testing.assert_allclose(equity["equity"], np.cumprod(1 + stitched.to_numpy()), rtol=1e-12)
+    # The chosen combinations, their figures and the stitched equity, by plain loops.
+    ref.check_walk_forward(out, expected, ["lookback"])
     row = pd.read_parquet(out / "validation").iloc[0]
-    assert row["wf_oos_sharpe"] == pytest.approx(
-        ref.daily_sharpe(stitched.to_numpy()) * math.sqrt(252)
-    )
-    assert row["wf_mean_train_sharpe"] == pytest.approx(folds["train_sharpe"].mean())
     assert row["n_splits"] == 6  # C(4, 2)
 
 
